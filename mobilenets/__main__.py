@@ -1,0 +1,5 @@
+import sys
+
+from mobilenets.cli import main
+
+sys.exit(main())

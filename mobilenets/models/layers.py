@@ -1,0 +1,189 @@
+"""Building blocks shared by the model families.
+
+Every block is a plain function from a tensor to a tensor with keyword-only arguments and a
+required `name` prefix. Blocks use Keras' built-in layers only (plus `ChannelSplit`, below): no
+`Lambda` and no raw arithmetic on KerasTensors, so that tfmot can annotate every layer and the QAT
+stage can rebuild the model in tf_keras from layer configs.
+"""
+
+import keras
+from keras import layers
+
+BN_EPSILON = 1e-3
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Rounds a channel count to the nearest multiple of `divisor` (TF-slim's rule).
+
+    The result is at least `min_value` (default `divisor`) and never more than 10% below `value`.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+@keras.saving.register_keras_serializable(package="mobilenets")
+class ChannelSplit(layers.Layer):
+    """Splits a tensor along its last axis into `sizes` parts (a list of tensors).
+
+    Keras has no built-in split layer; ShuffleNetV2's channel split and MobileNeXt's partial
+    identity need one. It converts to a single TFLite SPLIT / SPLIT_V op.
+    """
+
+    def __init__(self, sizes, **kwargs):
+        super().__init__(**kwargs)
+        self.sizes = [int(s) for s in sizes]
+
+    def call(self, inputs):
+        return keras.ops.split(inputs, _split_indices(self.sizes), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return [(*input_shape[:-1], size) for size in self.sizes]
+
+    def get_config(self):
+        return {**super().get_config(), "sizes": self.sizes}
+
+
+def _split_indices(sizes):
+    if len(set(sizes)) == 1:
+        return len(sizes)  # equal parts: one SPLIT op
+    indices, total = [], 0
+    for size in sizes[:-1]:
+        total += size
+        indices.append(total)
+    return indices
+
+
+def hard_sigmoid(x, *, name):
+    """relu6(x + 3) / 6 as built-in layers; the converter folds the shift into the previous conv."""
+    x = layers.Rescaling(1.0, offset=3.0, name=f"{name}_shift")(x)
+    x = layers.ReLU(6.0, name=f"{name}_relu6")(x)
+    return layers.Rescaling(1.0 / 6.0, name=name)(x)
+
+
+def hard_swish(x, *, name):
+    """x * relu6(x + 3) / 6, computed as (x / 6) * relu6(x + 3).
+
+    Written in this order on purpose: the TFLite converter fuses x * relu6(x + 3) / 6 into a
+    HARD_SWISH op, which XNNPACK runs in float but not in int8, so an int8 MobileNetV3 would fall
+    out of the delegate at every activation (~20 partitions). This form converts to ADD (with a
+    fused RELU6), MUL, MUL, which XNNPACK runs in both float and int8.
+    """
+    gate = layers.Rescaling(1.0, offset=3.0, name=f"{name}_shift")(x)
+    gate = layers.ReLU(6.0, name=f"{name}_relu6")(gate)
+    scaled = layers.Rescaling(1.0 / 6.0, name=f"{name}_scale")(x)
+    return layers.Multiply(name=name)([scaled, gate])
+
+
+def activation(x, kind, *, name):
+    """Applies `kind` ("relu", "relu6", "hard_swish" or None) as named layers."""
+    if kind is None:
+        return x
+    if kind == "relu":
+        return layers.ReLU(name=f"{name}_relu")(x)
+    if kind == "relu6":
+        return layers.ReLU(6.0, name=f"{name}_relu")(x)
+    if kind == "hard_swish":
+        return hard_swish(x, name=f"{name}_hswish")
+    raise ValueError(f"unknown activation {kind!r}")
+
+
+def batch_norm(x, *, name, momentum=0.99):
+    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
+
+
+def conv_bn(x, filters, kernel_size=1, *, name, strides=1, activation_kind=None, groups=1,
+            padding="same", bn_momentum=0.99):
+    """k x k conv (no bias) + BN + optional activation; layers `{name}_conv`, `{name}_bn`."""
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups,
+                      use_bias=False, name=f"{name}_conv")(x)
+    x = batch_norm(x, name=f"{name}_bn", momentum=bn_momentum)
+    return activation(x, activation_kind, name=name)
+
+
+def depthwise_bn(x, kernel_size=3, *, name, strides=1, activation_kind=None, depth_multiplier=1,
+                 bn_momentum=0.99):
+    """k x k depthwise conv (no bias) + BN + optional activation; `{name}_conv`, `{name}_bn`."""
+    x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
+                               depth_multiplier=depth_multiplier, use_bias=False,
+                               name=f"{name}_conv")(x)
+    x = batch_norm(x, name=f"{name}_bn", momentum=bn_momentum)
+    return activation(x, activation_kind, name=name)
+
+
+def depthwise_separable(x, filters, *, name, strides=1, depth_multiplier=1, bn_momentum=0.99):
+    """3x3 depthwise + BN + ReLU6 -> 1x1 pointwise + BN + ReLU6 (MobileNetV1)."""
+    x = depthwise_bn(x, 3, strides=strides, depth_multiplier=depth_multiplier,
+                     activation_kind="relu6", bn_momentum=bn_momentum, name=f"{name}_dw")
+    return conv_bn(x, filters, 1, activation_kind="relu6", bn_momentum=bn_momentum,
+                   name=f"{name}_pw")
+
+
+def squeeze_excite(x, se_channels, *, name):
+    """Global average pool -> 1x1 conv + ReLU -> 1x1 conv + hard-sigmoid -> scale the input."""
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+    s = layers.Conv2D(se_channels, 1, name=f"{name}_reduce_conv")(s)
+    s = layers.ReLU(name=f"{name}_reduce_relu")(s)
+    s = layers.Conv2D(channels, 1, name=f"{name}_expand_conv")(s)
+    s = hard_sigmoid(s, name=f"{name}_gate")
+    return layers.Multiply(name=f"{name}_excite")([x, s])
+
+
+def inverted_residual(x, *, expanded, filters, name, kernel_size=3, strides=1,
+                      activation_kind="relu6", se_channels=0, bn_momentum=0.999):
+    """1x1 expand + BN + act -> k x k depthwise + BN + act -> [SE] -> 1x1 project + BN (linear),
+    residual when stride 1 and shapes match. No expand conv when `expanded` equals the input width.
+    """
+    shortcut = x
+    in_channels = x.shape[-1]
+    if expanded != in_channels:
+        x = conv_bn(x, expanded, 1, activation_kind=activation_kind, bn_momentum=bn_momentum,
+                    name=f"{name}_expand")
+    x = depthwise_bn(x, kernel_size, strides=strides, activation_kind=activation_kind,
+                     bn_momentum=bn_momentum, name=f"{name}_dw")
+    if se_channels:
+        x = squeeze_excite(x, se_channels, name=f"{name}_se")
+    x = conv_bn(x, filters, 1, bn_momentum=bn_momentum, name=f"{name}_project")
+    if strides == 1 and in_channels == filters:
+        x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
+def sandglass(x, *, reduced, filters, name, strides=1, identity_ratio=1.0, first_dw=True,
+              last_dw=True, bn_momentum=0.999):
+    """3x3 depthwise + BN + ReLU6 -> 1x1 reduce + BN (linear) -> 1x1 expand + BN + ReLU6 ->
+    3x3 depthwise (stride) + BN (linear), residual when stride 1 and shapes match, added to the
+    first `identity_ratio` of the channels only (MobileNeXt's identity tensor multiplier).
+    `first_dw` / `last_dw` False drop a depthwise conv (a stride-2 block needs `last_dw`).
+    """
+    shortcut = x
+    in_channels = x.shape[-1]
+    if first_dw:
+        x = depthwise_bn(x, 3, activation_kind="relu6", bn_momentum=bn_momentum,
+                         name=f"{name}_dw1")
+    x = conv_bn(x, reduced, 1, bn_momentum=bn_momentum, name=f"{name}_reduce")
+    x = conv_bn(x, filters, 1, activation_kind="relu6", bn_momentum=bn_momentum,
+                name=f"{name}_expand")
+    if last_dw or strides != 1:
+        x = depthwise_bn(x, 3, strides=strides, bn_momentum=bn_momentum, name=f"{name}_dw2")
+    if strides != 1 or in_channels != filters:
+        return x
+    identity = int(round(in_channels * identity_ratio))
+    if identity >= in_channels:
+        return layers.Add(name=f"{name}_add")([shortcut, x])
+    sizes = [identity, in_channels - identity]
+    shortcut_id, _ = ChannelSplit(sizes, name=f"{name}_shortcut_split")(shortcut)
+    x_id, x_rest = ChannelSplit(sizes, name=f"{name}_split")(x)
+    x_id = layers.Add(name=f"{name}_add")([shortcut_id, x_id])
+    return layers.Concatenate(name=f"{name}_concat")([x_id, x_rest])
+
+
+def channel_shuffle(x, groups, *, name):
+    """ShuffleNet's channel shuffle: reshape to (h, w, g, c/g), transpose the last two, flatten."""
+    height, width, channels = x.shape[1:]
+    x = layers.Reshape((height, width, groups, channels // groups), name=f"{name}_reshape")(x)
+    x = layers.Permute((1, 2, 4, 3), name=f"{name}_transpose")(x)
+    return layers.Reshape((height, width, channels), name=f"{name}_flatten")(x)

@@ -1,0 +1,72 @@
+"""ShuffleNet V1 (Zhang et al. 2017, arXiv 1707.01083): group convs and channel shuffle."""
+
+import dataclasses
+
+from keras import layers
+
+from mobilenets.models.layers import (activation, batch_norm, channel_shuffle, conv_bn,
+                                      depthwise_bn, make_divisible)
+
+# Table 1: output channels of stages 2-4 for each number of groups g, at scale 1x.
+STAGE_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
+                  4: (272, 544, 1088), 8: (384, 768, 1536)}
+SCALES = (0.25, 0.5, 1.0, 1.5, 2.0)  # the paper's "ShuffleNet s x" widths (Table 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of Table 1: `n` units, the first with stride 2."""
+
+    n: int
+
+
+# Table 1, input 224x224x3; the stem is a 3x3 conv (24 channels, stride 2) and a 3x3/2 max pool.
+STAGES = (Stage(n=4), Stage(n=8), Stage(n=4))  # stage 2 at 56x56, stage 3 at 28x28, 4 at 14x14
+STEM_CHANNELS = 24
+
+
+def shuffle_unit(x, out_channels, *, groups, strides, name, group_first=True):
+    """1x1 group conv + BN + ReLU -> channel shuffle -> 3x3 depthwise (stride) + BN ->
+    1x1 group conv + BN; stride 1: add the input, ReLU; stride 2: concat the 3x3/2 average-pooled
+    input, ReLU (Figure 2 b, c). The bottleneck is a quarter of the unit's output channels."""
+    in_channels = x.shape[-1]
+    branch_channels = out_channels - in_channels if strides == 2 else out_channels
+    first_groups = groups if group_first else 1
+    y = conv_bn(x, out_channels // 4, 1, groups=first_groups, activation_kind="relu",
+                name=f"{name}_gconv1")
+    if first_groups > 1:  # shuffling the output of an ungrouped conv would change nothing
+        y = channel_shuffle(y, groups, name=f"{name}_shuffle")
+    y = depthwise_bn(y, 3, strides=strides, name=f"{name}_dw")
+    y = layers.Conv2D(branch_channels, 1, groups=groups, use_bias=False,
+                      name=f"{name}_gconv2_conv")(y)
+    y = batch_norm(y, name=f"{name}_gconv2_bn")
+    if strides == 1:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    else:
+        shortcut = layers.AveragePooling2D(3, strides=2, padding="same",
+                                           name=f"{name}_shortcut_pool")(x)
+        y = layers.Concatenate(name=f"{name}_concat")([shortcut, y])
+    return activation(y, "relu", name=name)
+
+
+def build(common, *, alpha=1.0, groups=3):
+    """ShuffleNet V1 with `groups` in (1, 2, 3, 4, 8) and scale `alpha` in (0.25, 0.5, 1, 1.5, 2).
+
+    Stage widths are Table 1's scaled by `alpha` and rounded to multiples of 4 * groups so that
+    the bottleneck splits into equal groups (exact at 1x). The stem keeps 24 channels, and the
+    first unit's first 1x1 conv is not grouped (its input is only 24 channels), as in the paper.
+    """
+    if groups not in STAGE_CHANNELS:
+        raise ValueError(f"groups must be one of {sorted(STAGE_CHANNELS)}, got {groups!r}")
+    if alpha not in SCALES:
+        raise ValueError(f"alpha (ShuffleNet scale) must be one of {SCALES}, got {alpha!r}")
+    inputs, x = common.inputs()
+    x = conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind="relu", name="stem")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage_index, (stage, channels) in enumerate(zip(STAGES, STAGE_CHANNELS[groups]), start=2):
+        out_channels = make_divisible(channels * alpha, 4 * groups)
+        for unit in range(stage.n):
+            x = shuffle_unit(x, out_channels, groups=groups, strides=2 if unit == 0 else 1,
+                             group_first=not (stage_index == 2 and unit == 0),
+                             name=f"stage{stage_index}_unit{unit + 1}")
+    return common.finish(inputs, x, name=common.model_name(f"shufflenet_v1_g{groups}", alpha))
