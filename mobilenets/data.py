@@ -1,0 +1,416 @@
+"""Datasets and preprocessing: the bundled sample, Fashion-MNIST IDX files, image folders, tfds.
+
+Every source becomes two `Split`s of random-access images (decoded arrays in memory, encoded
+bytes in memory, or file paths) and a list of class names. The training stream is a function of
+(seed, position): each epoch is a seeded permutation of the indices and each image's
+augmentation is seeded by its position in the stream, so a resumed run sees exactly the images
+the interrupted one would have, starting from any step, without decoding the skipped ones.
+
+Images leave the pipeline as float32 pixels in [0, 255]; normalization is inside the model.
+"""
+
+import concurrent.futures
+import dataclasses
+import gzip
+import io
+import logging
+import os
+import pathlib
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+from mobilenets.errors import UserError
+
+log = logging.getLogger("mobilenets")
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+SAMPLE_DIR = pathlib.Path(__file__).parent / "sample"
+FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
+                         "shirt", "sneaker", "bag", "ankle boot"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+
+
+@dataclasses.dataclass
+class Split:
+    """Images addressable by index: exactly one of `arrays`, `encoded` or `paths` is set."""
+
+    labels: np.ndarray
+    arrays: np.ndarray | None = None  # uint8 (N, H, W, C), all one size
+    encoded: np.ndarray | None = None  # object array of encoded image bytes
+    paths: np.ndarray | None = None  # object array of file paths
+
+    def __len__(self):
+        return len(self.labels)
+
+    def limit(self, count):
+        """The first `count` images (all if 0)."""
+        if not count or count >= len(self):
+            return self
+        return Split(*(None if a is None else a[:count] for a in (
+            self.labels, self.arrays, self.encoded, self.paths)))
+
+    def load_fn(self, channels):
+        """A tf function index -> (uint8 image H x W x channels, int32 label)."""
+        labels = tf.constant(self.labels.astype(np.int32))
+        if self.arrays is not None:
+            arrays = tf.constant(self.arrays)
+
+            def load(index):
+                return _convert_channels(tf.gather(arrays, index), channels), labels[index]
+        else:
+            source = tf.constant((self.encoded if self.encoded is not None
+                                  else self.paths).astype(bytes))
+            from_files = self.encoded is None
+
+            def load(index):
+                data = source[index]
+                if from_files:
+                    data = tf.io.read_file(data)
+                image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+                return image, labels[index]
+        return load
+
+
+@dataclasses.dataclass
+class Data:
+    train: Split
+    eval: Split
+    class_names: list
+
+
+def load(config, seed=0):
+    """Loads the train and evaluation splits named by a `DataConfig`."""
+    loaders = {"sample": _load_sample, "fashion_mnist": _load_fashion_mnist,
+               "folder": _load_folder, "tfds": _load_tfds}
+    config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
+                                 manual_dir=os.path.expanduser(config.manual_dir))
+    data = loaders[config.source](config, seed)
+    data.train = data.train.limit(config.train_limit)
+    data.eval = data.eval.limit(config.eval_limit)
+    if len(data.train) == 0:
+        raise UserError(f"data: the training split of {config.source} has no images")
+    if len(data.eval) == 0:
+        raise UserError(f"data: the evaluation split of {config.source} has no images")
+    return data
+
+
+# --- Fashion-MNIST and the bundled sample (IDX files) ---------------------------------------
+
+def read_idx(path):
+    """Reads an IDX file (optionally gzipped): the format of MNIST and Fashion-MNIST."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise UserError(f"{path}: not an IDX file of unsigned bytes")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    array = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if array.size != np.prod(shape):
+        raise UserError(f"{path}: truncated IDX file ({array.size} of {np.prod(shape)} values)")
+    return array.reshape(shape)
+
+
+def write_idx(path, array):
+    """Writes a uint8 array as a gzipped IDX file."""
+    array = np.ascontiguousarray(array, np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                     *array.shape)
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(header + array.tobytes())
+
+
+def _idx_split(folder, prefix):
+    folder = pathlib.Path(folder)
+    files = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = [folder / f"{prefix}-{kind}{suffix}" for suffix in (".gz", "")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UserError(f"data.dir: {candidates[0]} not found (Fashion-MNIST IDX files; "
+                            "on Debian: apt-get install dataset-fashion-mnist)")
+        files.append(found)
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if len(images) != len(labels):
+        raise UserError(f"{folder}: {len(images)} images but {len(labels)} labels ({prefix})")
+    return Split(labels=labels.astype(np.int64), arrays=images[..., None])
+
+
+def _load_fashion_mnist(config, seed):
+    folder = config.dir or FASHION_MNIST_DIR
+    if not pathlib.Path(folder).is_dir():
+        raise UserError(f"data.dir: Fashion-MNIST folder {folder} not found "
+                        "(on Debian: apt-get install dataset-fashion-mnist)")
+    return Data(_idx_split(folder, "train"), _idx_split(folder, "t10k"), FASHION_MNIST_CLASSES)
+
+
+def _load_sample(config, seed):
+    evaluation = _idx_split(SAMPLE_DIR, "t10k")
+    full = pathlib.Path(config.dir or FASHION_MNIST_DIR)
+    if config.full_test_set and any(full.glob("t10k-labels-idx1-ubyte*")):
+        evaluation = _idx_split(full, "t10k")
+        log.info("evaluating on the full Fashion-MNIST test set in %s (%d images)", full,
+                 len(evaluation))
+    else:
+        log.info("evaluating on the bundled test sample (%d images)", len(evaluation))
+    return Data(_idx_split(SAMPLE_DIR, "train"), evaluation, FASHION_MNIST_CLASSES)
+
+
+# --- Image folders ----------------------------------------------------------------------
+
+def _load_folder(config, seed):
+    root = pathlib.Path(config.dir)
+    if not config.dir or not root.is_dir():
+        raise UserError(f"data.dir: image folder {config.dir!r} not found")
+    train_root, eval_root = root / config.train_split, root / config.eval_split
+    if config.eval_split and train_root.is_dir() and eval_root.is_dir():
+        class_names = _class_folders(train_root)
+        train = _scan_folder(train_root, class_names, config)
+        evaluation = _scan_folder(eval_root, class_names, config)
+    else:
+        if not 0 < config.validation_fraction < 1:
+            raise UserError(
+                f"data: {root} has no {config.train_split!r} and {config.eval_split!r} "
+                "subfolders; set data.validation_fraction (e.g. 0.1) to hold out part of it")
+        class_names = _class_folders(root)
+        everything = _scan_folder(root, class_names, config)
+        train, evaluation = _split_by_fraction(everything, config.validation_fraction, seed)
+    return Data(train, evaluation, class_names)
+
+
+def _class_folders(root):
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise UserError(f"data.dir: {root} has no class subfolders (expected one per class)")
+    return names
+
+
+def _scan_folder(root, class_names, config):
+    """Lists (and checks) the images of `root/<class>/`, one subfolder per class."""
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = root / name
+        if not folder.is_dir():
+            raise UserError(f"data.dir: class folder {folder} is missing (classes come from "
+                            f"{root.parent / config.train_split})")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"data.dir: class folder {folder} has no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    paths, labels = np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
+    encoded = _read_and_check(paths, config)
+    keep = np.array([e is not None for e in encoded])
+    if not keep.all():
+        bad = paths[~keep]
+        if config.corrupt_images == "error":
+            raise UserError(f"data: cannot decode image {bad[0]} (set data.corrupt_images: "
+                            "skip to leave such files out)")
+        log.warning("skipped %d corrupt or truncated image(s) in %s, e.g. %s", len(bad), root,
+                    ", ".join(bad[:3]))
+    paths, labels = paths[keep], labels[keep]
+    for label, name in enumerate(class_names):
+        if not (labels == label).any():
+            raise UserError(f"data.dir: class folder {root / name} has no readable images")
+    total = sum(len(e) for e in encoded if e is not None)
+    if config.cache and total <= config.max_cache_mb * 2**20:
+        return Split(labels=labels, encoded=np.array([e for e in encoded if e is not None],
+                                                     dtype=object))
+    return Split(labels=labels, paths=paths)
+
+
+def _read_and_check(paths, config):
+    """Reads every file and checks that it decodes whole; None for those that do not."""
+    from PIL import Image
+
+    def check(path):
+        try:
+            data = pathlib.Path(path).read_bytes()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+            return data
+        except (OSError, SyntaxError, ValueError):
+            return None
+
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(check, paths))
+
+
+def _split_by_fraction(split, fraction, seed):
+    """Holds out `fraction` of each class (seeded), so both parts keep every class."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(split), bool)
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        count = max(1, int(round(len(members) * fraction)))
+        if count >= len(members):
+            raise UserError(f"data.validation_fraction {fraction} leaves no training image "
+                            f"in class {label}")
+        held[rng.choice(members, count, replace=False)] = True
+
+    def part(mask):
+        return Split(*(None if a is None else a[mask] for a in (
+            split.labels, split.arrays, split.encoded, split.paths)))
+    return part(~held), part(held)
+
+
+# --- TensorFlow Datasets ----------------------------------------------------------------
+
+def _load_tfds(config, seed):
+    import tensorflow_datasets as tfds
+
+    if not config.name:
+        raise UserError("data.name: set the tfds dataset name (e.g. imagenet2012)")
+    try:
+        builder = tfds.builder(config.name, data_dir=config.dir or None)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError and friends
+        raise UserError(f"data.name: tfds has no dataset {config.name!r} ({error})") from None
+    if not builder.is_prepared():
+        if not config.manual_dir:
+            raise UserError(
+                f"data: tfds dataset {config.name} is not prepared in "
+                f"{builder.data_dir_root if hasattr(builder, 'data_dir_root') else config.dir}; "
+                "prepare it (tfds build) or set data.manual_dir to its downloaded archives")
+        if not pathlib.Path(config.manual_dir).is_dir():
+            raise UserError(f"data.manual_dir: {config.manual_dir} not found")
+        download = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
+        builder.download_and_prepare(download_config=download)
+    names = builder.info.features["label"].names
+    splits = builder.info.splits
+    for split in (config.train_split, config.eval_split):
+        if split.split("[")[0] not in splits:
+            raise UserError(f"data: tfds dataset {config.name} has no split {split!r}; "
+                            f"it has {', '.join(splits)}")
+    return Data(_tfds_split(builder, config.train_split, config),
+                _tfds_split(builder, config.eval_split, config), names)
+
+
+def _tfds_split(builder, split, config):
+    """Reads a split's encoded images into memory (as encoded bytes, without decoding)."""
+    import tensorflow_datasets as tfds
+
+    dataset = builder.as_dataset(split=split, shuffle_files=False,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
+    encoded, labels = [], []
+    for example in dataset.as_numpy_iterator():
+        encoded.append(example["image"])
+        labels.append(example["label"])
+    return Split(labels=np.array(labels, np.int64), encoded=np.array(encoded, dtype=object))
+
+
+# --- Preprocessing and pipelines -------------------------------------------------------
+
+def _convert_channels(image, channels):
+    """Gray to RGB or RGB to gray, for arrays whose channel count is known statically."""
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3:
+        return tf.image.grayscale_to_rgb(image)
+    return tf.image.rgb_to_grayscale(image)
+
+
+def _fit(image, height, width, small_images):
+    """Resizes to (height, width), or zero-pads images that are not larger ("pad")."""
+    if small_images == "pad":
+        shape = tf.shape(image)
+        fits = tf.logical_and(shape[0] <= height, shape[1] <= width)
+        return tf.cond(fits,
+                       lambda: tf.image.resize_with_crop_or_pad(image, height, width),
+                       lambda: tf.image.resize(image, (height, width)))
+    return tf.image.resize(image, (height, width))
+
+
+def train_transform(image, seed, shape, config):
+    """Augments one uint8 image with stateless ops seeded by `seed` (a [2] int tensor)."""
+    height, width, _ = shape
+    image = tf.cast(image, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    if config.augment == "inception":
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image), tf.zeros([1, 0, 4]), seed=seeds[0], min_object_covered=0.1,
+            aspect_ratio_range=(3 / 4, 4 / 3), area_range=(config.min_crop_area, 1.0),
+            max_attempts=10, use_image_if_no_bounding_boxes=True)
+        image = tf.image.resize(tf.slice(image, begin, size), (height, width))
+    else:
+        image = _fit(image, height, width, config.small_images)
+        if config.augment == "flip_crop":
+            pad = max(1, height // 8)
+            image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+            image = tf.image.stateless_random_crop(image, (height, width, shape[2]), seeds[0])
+    if config.augment != "none":
+        image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+
+
+def eval_transform(image, shape, config):
+    """Resizes (then crops the central `crop_fraction`) or pads one uint8 image."""
+    height, width, _ = shape
+    image = tf.cast(image, tf.float32)
+    if config.crop_fraction < 1.0 and config.small_images != "pad":
+        outer = (int(round(height / config.crop_fraction)), int(round(width / config.crop_fraction)))
+        image = tf.image.resize(image, outer)
+        image = tf.image.resize_with_crop_or_pad(image, height, width)
+    else:
+        image = _fit(image, height, width, config.small_images)
+    return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+
+
+def train_dataset(split, config, shape, num_classes, batch_size, seed, start_step=0,
+                  shard=(1, 0)):
+    """The endless training stream, batched, starting at batch `start_step`.
+
+    `shard=(count, index)` keeps every count-th batch position for multi-worker training.
+    """
+    size = len(split)
+    start = start_step * batch_size
+    first_epoch, offset = divmod(start, size)
+    load = split.load_fn(shape[2])
+
+    def epoch_order(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(size, dtype=tf.int64),
+                                                         seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    positions = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_order).skip(offset)
+    stream = tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), positions)
+    if shard[0] > 1:
+        stream = stream.shard(*shard)
+
+    def element(position, index):
+        image, label = load(index)
+        image = train_transform(image, tf.stack([tf.cast(seed, tf.int64), position]), shape,
+                                config)
+        return image, tf.one_hot(label, num_classes)
+
+    stream = stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if config.corrupt_images == "skip":
+        stream = stream.ignore_errors(log_warning=True)
+    return stream.batch(batch_size // shard[0], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split, config, shape, num_classes, batch_size):
+    """The evaluation split in order, batched (the last batch may be smaller)."""
+    load = split.load_fn(shape[2])
+
+    def element(index):
+        image, label = load(index)
+        return eval_transform(image, shape, config), tf.one_hot(label, num_classes)
+
+    stream = tf.data.Dataset.range(len(split)).map(
+        element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if config.corrupt_images == "skip":
+        stream = stream.ignore_errors(log_warning=True)
+    return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def calibration_images(split, config, shape, count):
+    """Yields `count` evaluation-preprocessed images (batch of 1) spread over `split`."""
+    load = split.load_fn(shape[2])
+    indices = np.linspace(0, len(split) - 1, min(count, len(split))).astype(np.int64)
+    for index in indices:
+        image, _ = load(tf.constant(index))
+        yield eval_transform(image, shape, config).numpy()[None]

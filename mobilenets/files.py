@@ -1,0 +1,41 @@
+"""Atomic file writes: write beside the target under a temporary name, then rename over it.
+
+A crash or a full disk then leaves either the previous good file or the new complete one,
+never a truncated file under the final name.
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` (same suffixes); renames it to `path` on success.
+
+    The temporary keeps the target's suffixes (`.keras`, `.weights.h5`) because Keras checks them.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield temporary
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes(path, data):
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def write_text(path, text):
+    write_bytes(path, text.encode())
+
+
+def write_json(path, value):
+    write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
