@@ -1,0 +1,8 @@
+"""Score a model: python evaluate.py --config FILE --model runs/x/model.keras (or a .tflite)"""
+
+import sys
+
+from mobilenets.cli import evaluate_main
+
+if __name__ == "__main__":
+    sys.exit(evaluate_main())

@@ -1,0 +1,62 @@
+"""Process setup (seeds, threads, determinism, precision) and the tf.distribute strategy."""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from mobilenets.errors import UserError
+
+
+def setup(runtime, train):
+    """Applies the runtime section before any model or dataset exists."""
+    if runtime.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(runtime.threads)
+    if runtime.virtual_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * runtime.virtual_cpus)
+        except RuntimeError:  # devices already initialized in this process (tests)
+            if len(tf.config.list_logical_devices("CPU")) != runtime.virtual_cpus:
+                raise
+    keras.utils.set_random_seed(train.seed)
+    if train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+
+
+def strategy(runtime):
+    """The tf.distribute strategy named by `runtime.strategy`."""
+    if runtime.strategy == "default":
+        return tf.distribute.get_strategy()
+    if runtime.strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if runtime.strategy == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("runtime.strategy multi_worker needs the TF_CONFIG environment "
+                            "variable (cluster and task of this worker)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if not runtime.tpu_address:
+        raise UserError("runtime.tpu_address: set the TPU name or grpc:// address")
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=runtime.tpu_address)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def worker(strategy_):
+    """(number of workers, this worker's index, is chief) for the strategy in use."""
+    if not isinstance(strategy_, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1, 0, True
+    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
+    resolver = strategy_.cluster_resolver
+    count = resolver.cluster_spec().num_tasks("worker") + resolver.cluster_spec().num_tasks(
+        "chief")
+    index = task.get("index", 0)
+    is_chief = task.get("type") == "chief" or (task.get("type") == "worker" and index == 0
+                                                and "chief" not in resolver.cluster_spec().jobs)
+    return count, index, is_chief
