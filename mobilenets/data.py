@@ -73,6 +73,66 @@ class Split:
         return load
 
 
+    def ordered(self, channels):
+        """The images in order: a dataset of (uint8 image, int32 label)."""
+        return tf.data.Dataset.range(len(self)).map(self.load_fn(channels),
+                                                    num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch_items(self, seed, epoch):
+        """One epoch in a seeded order, as items for `item_loader` (here: indices)."""
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(self), dtype=tf.int64),
+                                                         seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    def item_loader(self, channels):
+        return self.load_fn(channels)
+
+
+@dataclasses.dataclass
+class RecordSplit:
+    """A tfds split too large for memory, streamed from its record files.
+
+    An epoch reads the files in a seeded order, interleaved, through a seeded shuffle buffer,
+    so the order is still a function of (seed, epoch); a resumed run skips records (without
+    decoding them) up to where it stopped.
+    """
+
+    files: list  # record files, in shard order
+    count: int  # images used per epoch
+    parse: object  # serialized example -> (encoded image, int32 label)
+    shuffle_buffer: int = 10000
+
+    def __len__(self):
+        return self.count
+
+    def limit(self, count):
+        if not count or count >= self.count:
+            return self
+        return dataclasses.replace(self, count=count)
+
+    def _records(self, files):
+        return tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(16, len(self.files)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def ordered(self, channels):
+        load = self.item_loader(channels)
+        return tf.data.TFRecordDataset(self.files).take(self.count).map(
+            lambda serialized: load(self.parse(serialized)),
+            num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch_items(self, seed, epoch):
+        files = tf.random.experimental.stateless_shuffle(tf.constant(self.files),
+                                                         seed=tf.stack([seed, epoch]))
+        return self._records(files).shuffle(self.shuffle_buffer, seed=seed).take(self.count).map(
+            self.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def item_loader(self, channels):
+        def decode(encoded, label):
+            return tf.io.decode_image(encoded, channels=channels, expand_animations=False), label
+        return lambda item: decode(*item)
+
+
 @dataclasses.dataclass
 class Data:
     train: Split
@@ -290,9 +350,25 @@ def _load_tfds(config, seed):
 
 
 def _tfds_split(builder, split, config):
-    """Reads a split's encoded images into memory (as encoded bytes, without decoding)."""
+    """A split's encoded images in memory (without decoding) if they fit in
+    `data.max_cache_mb` and `data.cache` is on, else a `RecordSplit` streamed from disk."""
     import tensorflow_datasets as tfds
 
+    info = builder.info.splits[split]
+    if not config.cache or info.num_bytes > config.max_cache_mb * 2**20:
+        if "[" in split:
+            raise UserError(f"data: split {split!r} of {builder.name} is too large to hold in "
+                            "memory (data.max_cache_mb) and slices cannot be streamed; use a "
+                            "whole split")
+        decoders = {"image": tfds.decode.SkipDecoding()}
+
+        def parse(serialized):
+            example = builder.info.features.deserialize_example(serialized, decoders=decoders)
+            return example["image"], tf.cast(example["label"], tf.int32)
+        log.info("streaming %s[%s] from disk (%d images)", builder.name, split,
+                 info.num_examples)
+        return RecordSplit(files=[str(f) for f in info.filepaths], count=info.num_examples,
+                           parse=parse)
     dataset = builder.as_dataset(split=split, shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
     encoded, labels = [], []
@@ -363,25 +439,19 @@ def train_dataset(split, config, shape, num_classes, batch_size, seed, start_ste
                   shard=(1, 0)):
     """The endless training stream, batched, starting at batch `start_step`.
 
-    `shard=(count, index)` keeps every count-th batch position for multi-worker training.
+    `shard=(count, index)` keeps every count-th image of the stream (multi-worker training).
     """
-    size = len(split)
     start = start_step * batch_size
-    first_epoch, offset = divmod(start, size)
-    load = split.load_fn(shape[2])
-
-    def epoch_order(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(size, dtype=tf.int64),
-                                                         seed=tf.stack([seed, epoch]))
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    positions = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_order).skip(offset)
-    stream = tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), positions)
+    first_epoch, offset = divmod(start, len(split))
+    load = split.item_loader(shape[2])
+    items = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
+        lambda epoch: split.epoch_items(seed, epoch)).skip(offset)
+    stream = tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), items)
     if shard[0] > 1:
         stream = stream.shard(*shard)
 
-    def element(position, index):
-        image, label = load(index)
+    def element(position, item):
+        image, label = load(item)
         image = train_transform(image, tf.stack([tf.cast(seed, tf.int64), position]), shape,
                                 config)
         return image, tf.one_hot(label, num_classes)
@@ -394,23 +464,23 @@ def train_dataset(split, config, shape, num_classes, batch_size, seed, start_ste
 
 def eval_dataset(split, config, shape, num_classes, batch_size):
     """The evaluation split in order, batched (the last batch may be smaller)."""
-    load = split.load_fn(shape[2])
-
-    def element(index):
-        image, label = load(index)
+    def element(image, label):
         return eval_transform(image, shape, config), tf.one_hot(label, num_classes)
 
-    stream = tf.data.Dataset.range(len(split)).map(
-        element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    stream = split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
+                                         deterministic=True)
     if config.corrupt_images == "skip":
         stream = stream.ignore_errors(log_warning=True)
     return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def calibration_images(split, config, shape, count):
-    """Yields `count` evaluation-preprocessed images (batch of 1) spread over `split`."""
-    load = split.load_fn(shape[2])
-    indices = np.linspace(0, len(split) - 1, min(count, len(split))).astype(np.int64)
-    for index in indices:
-        image, _ = load(tf.constant(index))
+    """Yields `count` evaluation-preprocessed images (batch of 1) spread over `split` (the
+    first `count` of a streamed split)."""
+    if isinstance(split, RecordSplit):
+        stream = split.limit(count).ordered(shape[2])
+    else:
+        indices = np.linspace(0, len(split) - 1, min(count, len(split))).astype(np.int64)
+        stream = tf.data.Dataset.from_tensor_slices(indices).map(split.load_fn(shape[2]))
+    for image, _ in stream:
         yield eval_transform(image, shape, config).numpy()[None]

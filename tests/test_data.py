@@ -1,6 +1,7 @@
 """Data sources on tiny data, preprocessing, and the resumable training stream."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -160,38 +161,40 @@ def test_eval_central_crop():
     assert 45 <= float(out[0, 0, 0]) <= 55 and 145 <= float(out[0, -1, 0]) <= 155
 
 
-class TinyShapes:
-    """A two-class tfds dataset built offline in a temporary data_dir."""
+@functools.cache
+def tiny_shapes_builder():
+    """A two-class tfds dataset (registered once per process) that builds offline."""
+    import tensorflow_datasets as tfds
 
-    @staticmethod
-    def build(data_dir):
-        import tensorflow_datasets as tfds
+    class TinyShapesDataset(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
 
-        class TinyShapesDataset(tfds.core.GeneratorBasedBuilder):
-            VERSION = tfds.core.Version("1.0.0")
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(20, 20, 3)),
+                "label": tfds.features.ClassLabel(names=["dark", "light"])}))
 
-            def _info(self):
-                return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(20, 20, 3)),
-                    "label": tfds.features.ClassLabel(names=["dark", "light"])}))
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(12),
+                    "test": self._generate_examples(4)}
 
-            def _split_generators(self, dl_manager):
-                return {"train": self._generate_examples(12),
-                        "test": self._generate_examples(4)}
+        def _generate_examples(self, count):
+            for i in range(count):
+                label = i % 2
+                yield i, {"image": np.full((20, 20, 3), 30 + 180 * label, np.uint8),
+                          "label": label}
 
-            def _generate_examples(self, count):
-                for i in range(count):
-                    label = i % 2
-                    yield i, {"image": np.full((20, 20, 3), 30 + 180 * label, np.uint8),
-                              "label": label}
+    return TinyShapesDataset
 
-        builder = TinyShapesDataset(data_dir=str(data_dir))
-        builder.download_and_prepare()
-        return builder.name
+
+def build_tiny_shapes(data_dir):
+    builder = tiny_shapes_builder()(data_dir=str(data_dir))
+    builder.download_and_prepare()
+    return builder.name
 
 
 def test_tfds_source(tmp_path):
-    name = TinyShapes.build(tmp_path)
+    name = build_tiny_shapes(tmp_path)
     config = DataConfig(source="tfds", name=name, dir=str(tmp_path))
     data = data_lib.load(config)
     assert data.class_names == ["dark", "light"]
@@ -208,3 +211,26 @@ def test_tfds_not_prepared_points_to_manual_dir(tmp_path):
         data_lib.load(DataConfig(source="tfds", name="imagenet2012", dir=str(tmp_path)))
     with pytest.raises(UserError, match=r"data.name: set the tfds dataset name"):
         data_lib.load(DataConfig(source="tfds"))
+
+
+def test_tfds_split_too_large_for_memory_is_streamed(tmp_path):
+    name = build_tiny_shapes(tmp_path)
+    config = DataConfig(source="tfds", name=name, dir=str(tmp_path), cache=False,
+                        augment="none")
+    data = data_lib.load(config)
+    assert isinstance(data.train, data_lib.RecordSplit)
+    assert (len(data.train), len(data.eval)) == (12, 4)
+    images, one_hot = next(iter(data_lib.eval_dataset(data.eval, config, (16, 16, 3), 2, 4)))
+    np.testing.assert_allclose(images.numpy().mean(axis=(1, 2, 3)),
+                               30 + 180 * one_hot.numpy().argmax(1), atol=1)
+    # Each epoch holds every image once (6 of each class); resuming at step 5 (epoch 2,
+    # image 3) gives the batches the uninterrupted stream gives there.
+    full = [labels.numpy().argmax(1) for _, labels in
+            data_lib.train_dataset(data.train, config, (16, 16, 3), 2, 3, 7).take(8)]
+    assert np.bincount(np.concatenate(full[:4])).tolist() == [6, 6]
+    resumed = [labels.numpy().argmax(1) for _, labels in
+               data_lib.train_dataset(data.train, config, (16, 16, 3), 2, 3, 7,
+                                      start_step=5).take(3)]
+    for got, expected in zip(resumed, full[5:8]):
+        np.testing.assert_array_equal(got, expected)
+    assert len(list(data_lib.calibration_images(data.train, config, (16, 16, 3), 5))) == 5
