@@ -28,6 +28,7 @@ def _add_config(parser):
 def _run(args, body):
     """Runs `body()`, mapping failures to exit codes: 2 user error, 1 failed run."""
     from mobilenets.export import ExportCheckFailed
+    from mobilenets.files import WriteError
     from mobilenets.training import TrainingDiverged
 
     try:
@@ -42,6 +43,12 @@ def _run(args, body):
         if args.debug:
             raise
         print(f"failed: {error}", file=sys.stderr)
+        return 1
+    except WriteError as error:  # a full disk, a read-only or vanished folder
+        if args.debug:
+            raise
+        print(f"failed: cannot write {error.filename}: {error.strerror}; files written "
+              "before are kept. Fix that, then run the same command again.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)

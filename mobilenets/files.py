@@ -10,6 +10,10 @@ import os
 import pathlib
 
 
+class WriteError(OSError):
+    """A file could not be written (full disk, read-only folder); `filename` is the target."""
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path` (same suffixes); renames it to `path` on success.
@@ -24,6 +28,8 @@ def atomic_path(path):
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(temporary, path)
+    except OSError as error:  # name the file the user knows, not the temporary
+        raise WriteError(error.errno, error.strerror, str(path)) from error
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -440,6 +440,8 @@ def prepare_workdir(workdir):
         probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
+        for stale in path.rglob(".tmp-*"):  # half-written files of a killed run
+            stale.unlink()
     except OSError as error:
         raise UserError(f"workdir {path} cannot be created or written ({error.strerror})") from None
     return path

@@ -2,9 +2,15 @@
 NaN stop, and the exit codes of user errors."""
 
 import csv
+import errno
 import json
+import pathlib
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import keras
 import numpy as np
@@ -40,6 +46,7 @@ export:
   max_drop: 100
 """
 STEPS_PER_EPOCH = 256 // 32
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +205,56 @@ def test_unwritable_workdir_is_a_user_error(run, capsys):
     config, _ = run
     assert train_main(["--config", str(config), "--workdir", "/proc/mobilenets-run"]) == 2
     assert "workdir /proc/mobilenets-run cannot be created" in capsys.readouterr().err
+
+
+def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(run, tmp_path):
+    """Kill a real training process (SIGKILL) once its first checkpoint exists, rerun the same
+    command: it resumes and ends with the uninterrupted run's epochs and weights."""
+    config, uninterrupted = run
+    workdir = tmp_path / "work"
+    command = [sys.executable, str(ROOT / "train.py"), "--config", str(config),
+               "--workdir", str(workdir), "--set", "export.modes=[]"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((workdir / "checkpoints").glob("ckpt-*.weights.h5")):
+            assert process.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert process.poll() is None, "training ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (workdir / "model.keras").exists()
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert re.search(r"resumed from epoch \d, step \d", rerun.stderr)
+    assert [row["epoch"] for row in history(workdir)] == ["0", "1"]
+    for resumed, expected in zip(final_weights(workdir), final_weights(uninterrupted),
+                                 strict=True):
+        np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_full_disk_during_export_keeps_the_previous_export(run, tmp_path, capsys, monkeypatch):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    before = (copy / "export/model_int8.tflite").read_bytes()
+    report = (copy / "export/report.json").read_text()
+    write_bytes = pathlib.Path.write_bytes
+
+    def disk_fills_up(path, data):
+        if path.name.endswith("model_int8.tflite"):
+            write_bytes(path, data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", disk_fills_up)
+    assert train_main(["--config", str(config), "--workdir", str(copy)]) == 1
+    message = capsys.readouterr().err
+    assert f"cannot write {copy / 'export/model_int8.tflite'}: No space left on device" in message
+    assert (copy / "export/model_int8.tflite").read_bytes() == before
+    assert (copy / "export/report.json").read_text() == report
+    assert not list((copy / "export").glob(".tmp-*"))
