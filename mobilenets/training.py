@@ -189,14 +189,20 @@ class Checkpointer(keras.callbacks.Callback):
         state_file = self.directory / "state.json"
         if state_file.is_file():
             self.best = json.loads(state_file.read_text()).get("best", -1.0)
-        for path in reversed(self.checkpoints()):
+        checkpoints = self.checkpoints()
+        for path in reversed(checkpoints):
             try:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(path)
             except Exception as error:  # noqa: BLE001 - a damaged file: fall back to older
-                log.warning("checkpoint %s is unreadable (%s); trying an older one", path, error)
+                log.warning("checkpoint %s is unreadable (%s); trying an older one", path,
+                            str(error).splitlines()[0] if str(error) else type(error).__name__)
                 continue
             return int(model.optimizer.iterations.numpy())
+        if checkpoints:  # never train over (and then delete) another run's checkpoints
+            raise UserError(f"no checkpoint in {self.directory} fits this model (was the run "
+                            "started with another model config?); use another --workdir or "
+                            "move the checkpoints away")
         return 0
 
     def on_train_batch_end(self, batch, logs=None):
@@ -372,7 +378,8 @@ def train(config, workdir):
         stream = data_lib.train_dataset(data.train, config.data, shape, num_classes, batch,
                                         config.train.seed, start_step=first_step)
         model.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
-                  validation_data=evaluation_data, callbacks=callbacks + list(extra),
+                  shuffle=False, validation_data=evaluation_data,
+                  callbacks=callbacks + list(extra),
                   verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, lines in logs
 
     started = time.perf_counter()

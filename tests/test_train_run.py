@@ -258,3 +258,28 @@ def test_full_disk_during_export_keeps_the_previous_export(run, tmp_path, capsys
     assert (copy / "export/model_int8.tflite").read_bytes() == before
     assert (copy / "export/report.json").read_text() == report
     assert not list((copy / "export").glob(".tmp-*"))
+
+
+def test_checkpoints_of_another_model_are_never_overwritten(run, tmp_path, capsys):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    kept = sorted((copy / "checkpoints").glob("ckpt-*"))
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "model.alpha=0.5"]) == 2
+    assert "fits this model" in capsys.readouterr().err
+    assert sorted((copy / "checkpoints").glob("ckpt-*")) == kept
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(run, tmp_path, caplog):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    (copy / "model.keras").unlink()
+    newest = copy / "checkpoints/ckpt-000000016.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    caplog.set_level("INFO", logger="mobilenets")
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "export.modes=[]"]) == 0
+    assert "ckpt-000000016.weights.h5 is unreadable" in caplog.text
+    assert "resumed from epoch 2, step 7" in caplog.text
