@@ -97,7 +97,7 @@ class ExportConfig:
         dataclasses.field(default_factory=lambda: ["float32", "int8"]))
     calibration_samples: int = 200
     int8_input: Literal["uint8", "int8", "float32"] = "uint8"
-    int8_output: Literal["uint8", "int8", "float32"] = "uint8"
+    int8_output: Literal["uint8", "int8", "float32"] = "float32"  # float: softmax in XNNPACK
     max_drop: float = 2.0  # top-1 points an export may lose against the float model
     float_layers: list[str] = dataclasses.field(default_factory=list)  # names or regexes
     verify_limit: int = 0  # evaluation images used to verify exports (0: all)

@@ -5,6 +5,7 @@ export stage: it writes `export/model_<mode>.tflite`, runs each file in LiteRT o
 split and writes `export/report.json`.
 """
 
+import copy
 import logging
 import pathlib
 import warnings
@@ -43,7 +44,7 @@ def _converter(model):
 
 
 def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
-                  int8_output="uint8"):
+                  int8_output="float32"):
     """Converts a Keras model to TFLite bytes.
 
     Args:
@@ -52,13 +53,16 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         "int16x8" (int16 activations, int8 weights).
       representative_dataset: for int8 and int16x8, a callable yielding lists of float32
         input batches (the TFLite converter's calibration data).
-      int8_input: int8 mode input type, "uint8", "int8" or "float32". Default "uint8", and
-        for a model whose first layer rescales [0, 255] pixels (`include_preprocessing`) the
+      int8_input: int8 mode input type, "uint8", "int8" or "float32". Default "uint8"; for a
+        model whose first layer rescales [0, 255] pixels (`include_preprocessing`) the uint8
         input then takes raw pixels: scale 1, zero point 0.
-      int8_output: int8 mode output type.
+      int8_output: int8 mode output type. Default "float32": the final softmax then runs in
+        float, so the whole graph stays inside XNNPACK, which has no int8 softmax.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    int8_input = int8_input or "uint8"
+    pixels = mode == "int8" and int8_input == "uint8" and takes_pixels(model)
     converter = _converter(model)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -72,7 +76,7 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         converter.representative_dataset = representative_dataset
         if mode == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = IO_TYPES[int8_input or "uint8"]
+            converter.inference_input_type = tf.float32 if pixels else IO_TYPES[int8_input]
             converter.inference_output_type = IO_TYPES[int8_output]
         else:
             converter.target_spec.supported_ops = [
@@ -80,8 +84,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     with warnings.catch_warnings():  # the converter warns about our own float input
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         content = converter.convert()
-    if mode == "int8" and (int8_input or "uint8") == "uint8" and takes_pixels(model):
-        content = set_input_quantization(content, scale=1.0, zero_point=0)
+    if mode == "int8" and (pixels or int8_output == "float32"):
+        content = _rewire_int8_io(content, pixels_input=pixels,
+                                  float_softmax=int8_output == "float32")
     return content
 
 
@@ -92,29 +97,64 @@ def takes_pixels(model):
             and np.isclose(first.scale, 1 / 127.5) and np.isclose(first.offset, -1.0))
 
 
-def set_input_quantization(content, scale, zero_point):
-    """Sets the (uint8) input tensor's quantization of a converted file.
+def _rewire_int8_io(content, pixels_input, float_softmax):
+    """Edits a full-integer file so that XNNPACK runs all of it (the converter offers neither):
 
-    The converter takes the input range from the calibration images; a phone app wants to copy
-    camera bytes in unchanged, so the uint8 input is pinned to scale 1, zero point 0. The
-    QUANTIZE op that follows it requantizes to the calibrated int8 range, so the model's
-    computation is unchanged.
+    - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
+      bytes as they are) followed by DEQUANTIZE; XNNPACK runs DEQUANTIZE and the converter's
+      QUANTIZE to int8, but not the uint8-to-int8 QUANTIZE the converter emits for uint8 input.
+    - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32);
+      XNNPACK has no int8 softmax.
+    Outputs are unchanged up to the softmax's own rounding (tests check agreement).
     """
+    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    subgraph = model.subgraphs[0]
-    tensor = subgraph.tensors[subgraph.inputs[0]]
-    consumers = [op for op in subgraph.operators if subgraph.inputs[0] in op.inputs]
-    opcodes = {model.operatorCodes[op.opcodeIndex].builtinCode for op in consumers}
+    graph = model.subgraphs[0]
+
+    def opcode(op):
+        return model.operatorCodes[op.opcodeIndex].builtinCode
+
+    if pixels_input:
+        source = graph.inputs[0]
+        pixels = copy.deepcopy(graph.tensors[source])
+        pixels.name, pixels.type = b"image_uint8", schema.TensorType.UINT8
+        pixels.quantization = schema.QuantizationParametersT()
+        pixels.quantization.scale, pixels.quantization.zeroPoint = [1.0], [0]
+        graph.tensors.append(pixels)
+        dequantize = schema.OperatorT()
+        dequantize.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
+        dequantize.inputs, dequantize.outputs = [len(graph.tensors) - 1], [source]
+        graph.operators.insert(0, dequantize)
+        graph.inputs = [len(graph.tensors) - 1]
+    if float_softmax:
+        producer = {out: op for op in graph.operators for out in op.outputs}
+        last = producer.get(graph.outputs[0])
+        softmax = producer.get(last.inputs[0]) if last is not None else None
+        if (last is not None and opcode(last) == schema.BuiltinOperator.DEQUANTIZE
+                and softmax is not None and opcode(softmax) == schema.BuiltinOperator.SOFTMAX):
+            logits, middle = softmax.inputs[0], softmax.outputs[0]
+            graph.tensors[middle].type = schema.TensorType.FLOAT32
+            graph.tensors[middle].quantization = None
+            last.inputs, last.outputs = [logits], [middle]
+            softmax.inputs, softmax.outputs = [middle], [graph.outputs[0]]
+            graph.operators.remove(last)
+            graph.operators.insert(graph.operators.index(softmax), last)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _opcode_index(model, builtin):
     from tensorflow.lite.python import schema_py_generated as schema
 
-    if opcodes != {schema.BuiltinOperator.QUANTIZE}:
-        log.warning("input is not followed by a QUANTIZE op; keeping its calibrated range")
-        return content
-    tensor.quantization.scale = [float(scale)]
-    tensor.quantization.zeroPoint = [int(zero_point)]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    for index, code in enumerate(model.operatorCodes):
+        if code.builtinCode == builtin:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = builtin
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
 
 
 def delegate_partitions(content):

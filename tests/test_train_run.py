@@ -102,6 +102,8 @@ def test_exports_are_verified_in_the_report(run):
                              "zero_point": 0}
     assert int8["size_mb"] < float32["size_mb"] / 2
     assert float32["partitions"] == 1 and float32["ops_outside_xnnpack"] == []
+    assert int8["partitions"] == 1 and int8["ops_outside_xnnpack"] == []
+    assert int8["output"]["dtype"] == "float32" and int8["agreement"] >= 0.9
 
 
 def test_evaluate_scores_keras_and_tflite_like_training(run, capsys):
