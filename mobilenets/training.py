@@ -435,7 +435,8 @@ def forget_epochs_after(history_csv, epochs):
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epochs]
+    kept = lines[:1] + [line for line in lines[1:]
+                        if line.strip() and int(line.split(",", 1)[0]) < epochs]
     if len(kept) < len(lines):
         files.write_text(path, "".join(kept))
 
