@@ -93,14 +93,19 @@ class TFLiteModel:
         return 1000 * statistics.median(self.latencies) if self.latencies else None
 
 
-def evaluate_tflite(model, dataset, class_names, threads=1):
-    """Scores a .tflite file (path or bytes) over a batched (images, one-hot) dataset."""
-    runner = TFLiteModel(model, threads)
+def tflite_predictions(runner, dataset):
+    """(probabilities, labels) of a `TFLiteModel` over a batched (images, one-hot) dataset."""
     outputs, labels = [], []
     for images, one_hot in dataset:
         outputs.append(runner(np.asarray(images)))
         labels.append(np.argmax(one_hot, axis=1))
-    result = scores(np.concatenate(outputs), np.concatenate(labels), class_names)
+    return np.concatenate(outputs), np.concatenate(labels)
+
+
+def evaluate_tflite(model, dataset, class_names, threads=1):
+    """Scores a .tflite file (path or bytes) over a batched (images, one-hot) dataset."""
+    runner = TFLiteModel(model, threads)
+    result = scores(*tflite_predictions(runner, dataset), class_names)
     result["median_latency_ms"] = runner.median_latency_ms
     return result
 

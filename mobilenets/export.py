@@ -238,12 +238,8 @@ def run(model, config, data, workdir, float_metrics, float_predicted):
 def verify_file(content, dataset, class_names, reference_predicted):
     """Runs a .tflite file on `dataset`: accuracy, agreement, size, latency, partitions."""
     runner = evaluation.TFLiteModel(content, threads=1)
-    outputs, labels = [], []
-    for images, one_hot in dataset:
-        outputs.append(runner(np.asarray(images)))
-        labels.append(np.argmax(one_hot, axis=1))
-    probabilities = np.concatenate(outputs)
-    result = evaluation.scores(probabilities, np.concatenate(labels), class_names)
+    probabilities, labels = evaluation.tflite_predictions(runner, dataset)
+    result = evaluation.scores(probabilities, labels, class_names)
     partitions, outside = delegate_partitions(content)
     return {
         "top1": result["top1"], "top5": result["top5"],
