@@ -104,12 +104,23 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
+class QatConfig:
+    # Quantization-aware training: the `train` section's run (usually a short, low learning-rate
+    # fine-tune of model.init_from) trains a fake-quantized tf_keras twin of the model, and the
+    # export stage writes export/model_qat_int8.tflite instead of export.modes.
+    enabled: bool = False
+    freeze_bn_after_epochs: int | None = None  # then BatchNorm uses and keeps its statistics
+    freeze_ranges_after_epochs: int | None = None  # then quantizer ranges (and BatchNorm) fixed
+
+
+@dataclasses.dataclass
 class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    qat: QatConfig = dataclasses.field(default_factory=QatConfig)
 
 
 # Numbers that must be positive (> 0) or non-negative (>= 0), by key path.
@@ -120,7 +131,8 @@ NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
                 "train.weight_decay", "train.clip_norm", "train.checkpoint_steps",
                 "train.min_learning_rate", "runtime.virtual_cpus", "runtime.threads",
                 "data.train_limit", "data.eval_limit", "export.max_drop", "export.verify_limit",
-                "train.momentum"}
+                "train.momentum", "qat.freeze_bn_after_epochs",
+                "qat.freeze_ranges_after_epochs"}
 FRACTIONS = {"train.label_smoothing", "train.ema_decay", "train.bn_momentum",
              "data.validation_fraction", "train.rho", "data.min_crop_area",
              "data.crop_fraction", "model.dropout"}  # within [0, 1]
@@ -177,6 +189,8 @@ def from_dict(data):
     config = _build(Config, data, "")
     _check_ranges(config)
     _check_model(config.model)
+    if config.qat.enabled and config.train.ema_decay:
+        raise UserError("train.ema_decay must be 0 with qat.enabled (QAT keeps no averages)")
     return config
 
 

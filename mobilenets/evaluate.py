@@ -18,8 +18,8 @@ def evaluate(config, model_path, threads=1):
     from mobilenets.export import check_tflite_path
 
     path = pathlib.Path(model_path)
-    if path.suffix not in (".keras", ".tflite"):
-        raise UserError(f"--model {path}: expected a .keras or .tflite file")
+    if path.suffix not in (".keras", ".h5", ".tflite"):
+        raise UserError(f"--model {path}: expected a .keras, .h5 (QAT) or .tflite file")
     if path.suffix == ".tflite":
         check_tflite_path(path)
         runner = evaluation.TFLiteModel(path, threads)
@@ -29,7 +29,11 @@ def evaluate(config, model_path, threads=1):
         if not path.is_file():
             raise UserError(f"--model {path} not found")
         try:
-            model = keras.models.load_model(path, compile=False)
+            if path.suffix == ".h5":  # the tf_keras model of a QAT run
+                from mobilenets import qat
+                model = qat.load_model(path)
+            else:
+                model = keras.models.load_model(path, compile=False)
         except Exception as error:  # noqa: BLE001 - unreadable or foreign file
             raise UserError(f"--model {path}: cannot load it as a Keras model ({error})") from None
         shape, num_classes = tuple(model.input_shape[1:]), model.output_shape[-1]

@@ -85,19 +85,23 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         content = converter.convert()
     if mode == "int8" and (pixels or int8_output == "float32"):
-        content = _rewire_int8_io(content, pixels_input=pixels,
-                                  float_softmax=int8_output == "float32")
+        content = _rewire_int8(content, pixels_input=pixels,
+                               float_softmax=int8_output == "float32")
     return content
 
 
 def takes_pixels(model):
-    """True if the model's first layer maps [0, 255] pixels to [-1, 1] (include_preprocessing)."""
-    first = next((layer for layer in model.layers[1:]), None)
+    """True if the model's first layer maps [0, 255] pixels to [-1, 1] (include_preprocessing).
+
+    In a QAT model that layer is wrapped (`.layer`), after tfmot's input QuantizeLayer.
+    """
+    inner = [getattr(layer, "layer", layer) for layer in model.layers[1:]]
+    first = next((layer for layer in inner if type(layer).__name__ != "QuantizeLayer"), None)
     return (first is not None and type(first).__name__ == "Rescaling"
             and np.isclose(first.scale, 1 / 127.5) and np.isclose(first.offset, -1.0))
 
 
-def _rewire_int8_io(content, pixels_input, float_softmax):
+def _rewire_int8(content, pixels_input, float_softmax):
     """Edits a full-integer file so that XNNPACK runs all of it (the converter offers neither):
 
     - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
@@ -194,12 +198,13 @@ def representative(split, data_config, shape, count):
     return generate
 
 
-def run(model, config, data, workdir, float_metrics, float_predicted):
+def run(model, config, data, workdir, float_metrics, float_predicted, modes=None):
     """train.py's export stage: writes, verifies and reports every `export.modes` file.
 
     Calibration uses training images with the evaluation preprocessing; verification runs each
     file on the evaluation split. Raises ExportCheckFailed if a file loses more than
-    `export.max_drop` top-1 points against the float model.
+    `export.max_drop` top-1 points against the float model (for "qat_int8", the int8 file of
+    a QAT model, that is the QAT model in Keras).
     """
     folder = pathlib.Path(workdir) / "export"
     shape = tuple(model.input_shape[1:])
@@ -211,14 +216,16 @@ def run(model, config, data, workdir, float_metrics, float_predicted):
                                  config.export.calibration_samples)
     files.write_text(folder / "labels.txt", "\n".join(data.class_names) + "\n")
     report = {"float": {"top1": float_metrics["top1"], "top5": float_metrics["top5"]},
+              "keras_model": "model_qat.h5" if config.qat.enabled else "model.keras",
               "images": len(evaluation_split), "files": {}}
     failures = []
-    for mode in config.export.modes:
-        log.info("exporting %s", mode)
+    for name in modes or config.export.modes:
+        log.info("exporting %s", name)
+        mode = name.removeprefix("qat_")
         content = export_tflite(model, mode, calibration if mode in ("int8", "int16x8") else None,
                                 int8_input=config.export.int8_input,
                                 int8_output=config.export.int8_output)
-        path = folder / f"model_{mode}.tflite"
+        path = folder / f"model_{name}.tflite"
         files.write_bytes(path, content)
         entry = verify_file(content, verify, data.class_names, reference)
         entry["drop"] = round(100 * (report["float"]["top1"] - entry["top1"]), 3)

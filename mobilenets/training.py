@@ -13,11 +13,12 @@ import time
 
 import keras
 import numpy as np
+import tf_keras
 from keras import ops
 
 from mobilenets import config as config_lib
 from mobilenets import data as data_lib
-from mobilenets import files, runtime
+from mobilenets import files, qat, runtime
 from mobilenets.errors import UserError
 from mobilenets.models.registry import build_model
 
@@ -80,13 +81,19 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
 def decayed_weights(model):
     """Conv and dense kernels: the weights that take weight decay (TF-slim leaves depthwise
     kernels, biases and BatchNorm out)."""
+    if not isinstance(model, keras.Model):  # the tf_keras twin of a QAT run
+        return qat.decayed_weights(model)
     return [layer.kernel for layer in model.layers
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
             and not isinstance(layer, keras.layers.DepthwiseConv2D)]
 
 
 def make_optimizer(train, steps_per_epoch, model):
-    """The optimizer of the `train` section; applies L2 weight decay to `model` if asked."""
+    """The optimizer of the `train` section; applies L2 weight decay to `model` if asked.
+
+    `model` is a Keras 3 model, or the tf_keras twin of a QAT run (tf_keras optimizers then).
+    """
+    k = keras if isinstance(model, keras.Model) else tf_keras
     rate = train.learning_rate
     if train.base_batch_size:
         rate *= train.batch_size / train.base_batch_size
@@ -95,25 +102,30 @@ def make_optimizer(train, steps_per_epoch, model):
         warmup_steps=int(train.warmup_epochs * steps_per_epoch), decay_rate=train.decay_rate,
         decay_epochs=train.decay_epochs, step_epochs=train.step_epochs,
         step_factor=train.step_factor, minimum=train.min_learning_rate)
+    if k is tf_keras:
+        schedule = qat.Schedule(schedule)
     decoupled = train.weight_decay_mode == "decoupled" and train.weight_decay > 0
     if train.weight_decay_mode == "l2" and train.weight_decay > 0:
         # The paper's weight decay w <- w - lr * wd * w is the gradient of wd / 2 * |w|^2
         # (TF-slim's l2_regularizer(wd)); Keras' L2(l) adds l * |w|^2.
-        for kernel in decayed_weights(model):
-            kernel.regularizer = keras.regularizers.L2(train.weight_decay / 2)
+        if k is keras:
+            for kernel in decayed_weights(model):
+                kernel.regularizer = keras.regularizers.L2(train.weight_decay / 2)
+        else:
+            qat.add_l2(model, decayed_weights(model), train.weight_decay / 2)
     common = dict(learning_rate=schedule, use_ema=train.ema_decay > 0,
                   ema_momentum=train.ema_decay or 0.99,
                   global_clipnorm=train.clip_norm or None)
     if train.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(rho=train.rho, momentum=train.momentum,
+        optimizer = k.optimizers.RMSprop(rho=train.rho, momentum=train.momentum,
                                              epsilon=train.epsilon, **common)
     elif train.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(momentum=train.momentum, nesterov=train.nesterov,
+        optimizer = k.optimizers.SGD(momentum=train.momentum, nesterov=train.nesterov,
                                          **common)
     elif train.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(epsilon=train.epsilon, **common)
+        optimizer = k.optimizers.Adam(epsilon=train.epsilon, **common)
     else:
-        optimizer = keras.optimizers.AdamW(epsilon=train.epsilon,
+        optimizer = k.optimizers.AdamW(epsilon=train.epsilon,
                                            weight_decay=train.weight_decay if decoupled else 0.0,
                                            **common)
     if decoupled:
@@ -171,10 +183,15 @@ def load_weights_from(model, path):
 class Checkpointer(keras.callbacks.Callback):
     """Saves model and optimizer state (EMA and step included) every `every_steps` steps and
     at each epoch end, atomically, keeping the last `keep`; tracks the best model by
-    validation accuracy. `restore` resumes from the newest checkpoint that loads."""
+    validation accuracy. `restore` resumes from the newest checkpoint that loads.
 
-    def __init__(self, directory, every_steps=0, keep=3):
+    `target` is the model saved (default: the model being fit); a QAT run whose ranges are
+    frozen fits a wrapper around its model and saves the model itself.
+    """
+
+    def __init__(self, directory, every_steps=0, keep=3, target=None):
         super().__init__()
+        self.target = target
         self.directory = pathlib.Path(directory)
         self.every_steps, self.keep = every_steps, keep
         self.best = -1.0
@@ -214,8 +231,14 @@ class Checkpointer(keras.callbacks.Callback):
         accuracy = (logs or {}).get("val_accuracy")
         if accuracy is not None and accuracy > self.best:
             self.best = float(accuracy)
-            with ema_weights(self.model), files.atomic_path(self.directory / "best.keras") as tmp:
-                self.model.save(tmp)
+            target = self.target or self.model
+            if isinstance(target, keras.Model):
+                with ema_weights(self.model), files.atomic_path(
+                        self.directory / "best.keras") as tmp:
+                    target.save(tmp)
+            else:  # the tf_keras model of a QAT run
+                with files.atomic_path(self.directory / "best.h5") as tmp:
+                    qat.save(target, tmp)
             self._write_state()
 
     @property
@@ -227,7 +250,7 @@ class Checkpointer(keras.callbacks.Callback):
         if self.diverged or step == self._last_saved:
             return
         with files.atomic_path(self.directory / f"ckpt-{step:09d}.weights.h5") as tmp:
-            self.model.save_weights(tmp)
+            (self.target or self.model).save_weights(tmp)
         self._last_saved = step
         self._write_state()
         for old in self.checkpoints()[:-self.keep]:
@@ -350,15 +373,13 @@ def train(config, workdir):
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = config.train.bn_momentum
-        model.compile(
-            optimizer=make_optimizer(config.train, steps_per_epoch, model),
-            loss=keras.losses.CategoricalCrossentropy(
-                label_smoothing=config.train.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                     keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
-            jit_compile=config.runtime.jit_compile)
+        if config.qat.enabled:
+            model = quantization_aware(model, config, data)
+        compile_model(model, make_optimizer(config.train, steps_per_epoch, model), config)
+        if config.qat.enabled:  # slots for every variable, whatever is frozen when (resume)
+            model.optimizer.build(model.trainable_variables)
     checkpointer = Checkpointer(workdir / "checkpoints", config.train.checkpoint_steps,
-                                config.train.keep_checkpoints)
+                                config.train.keep_checkpoints, target=model)
     start = checkpointer.restore(model)
     total = steps_per_epoch * config.train.epochs
     if start:
@@ -367,9 +388,10 @@ def train(config, workdir):
     previous = read_json(workdir / "metrics.json")
     forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
     guard, throughput = Guard(checkpointer), Throughput(batch)
+    k = keras if isinstance(model, keras.Model) else tf_keras  # tf_keras: QAT
     callbacks = [guard, throughput, checkpointer,
-                 keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(workdir / "logs"))]
+                 k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
+                 k.callbacks.TensorBoard(str(workdir / "logs"))]
     if config.train.ema_decay:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     evaluation_data = data_lib.eval_dataset(data.eval, config.data, shape, num_classes, batch)
@@ -377,10 +399,15 @@ def train(config, workdir):
     def fit(first_step, epoch, epochs, steps, extra=()):
         stream = data_lib.train_dataset(data.train, config.data, shape, num_classes, batch,
                                         config.train.seed, start_step=first_step)
-        model.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
-                  shuffle=False, validation_data=evaluation_data,
-                  callbacks=callbacks + list(extra),
-                  verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, lines in logs
+        fitted, hooks = model, callbacks + list(extra)
+        if config.qat.enabled:  # freezing (BatchNorm, ranges) as of this epoch
+            fitted = qat.for_epoch(model, epoch, config.qat)
+            compile_model(fitted, model.optimizer, config)
+            hooks = [qat.KerasCallback(h) if isinstance(h, keras.callbacks.Callback) else h
+                     for h in hooks]
+        fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
+                   shuffle=False, validation_data=evaluation_data, callbacks=hooks,
+                   verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, lines in logs
 
     started = time.perf_counter()
     epoch, step_in_epoch = divmod(start, steps_per_epoch)
@@ -390,9 +417,12 @@ def train(config, workdir):
         if epoch + 1 < config.train.epochs and guard.bad_step is None:
             keep.restore()
         epoch += 1
-    if epoch < config.train.epochs and guard.bad_step is None:
-        fit(epoch * steps_per_epoch, epoch, config.train.epochs, steps_per_epoch)
-    elif start >= total and config.train.ema_decay:
+    # One fit per QAT freezing phase (a single fit otherwise).
+    for end in [*qat.boundaries(config.qat, epoch, config.train.epochs), config.train.epochs]:
+        if epoch < end and guard.bad_step is None:
+            fit(epoch * steps_per_epoch, epoch, end, steps_per_epoch)
+            epoch = end
+    if start >= total and config.train.ema_decay:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     if guard.bad_step is not None:
         last = checkpointer.checkpoints()
@@ -402,8 +432,12 @@ def train(config, workdir):
             "train.warmup_epochs, or train.clip_norm (e.g. 1.0), then run the same command.")
     train_seconds = time.perf_counter() - started
 
-    with files.atomic_path(workdir / "model.keras") as tmp:
-        model.save(tmp)
+    if config.qat.enabled:
+        with files.atomic_path(workdir / "model_qat.h5") as tmp:
+            qat.save(model, tmp)
+    else:
+        with files.atomic_path(workdir / "model.keras") as tmp:
+            model.save(tmp)
     probabilities, labels = evaluation.keras_predictions(model, evaluation_data)
     metrics = evaluation.scores(probabilities, labels, data.class_names)
     metrics.update(
@@ -417,8 +451,36 @@ def train(config, workdir):
     log.info("top-1 %.4f, top-5 %.4f on %d images", metrics["top1"], metrics["top5"],
              len(data.eval))
     if config.export.modes:
-        export.run(model, config, data, workdir, metrics, probabilities.argmax(axis=1))
+        export.run(model, config, data, workdir, metrics, probabilities.argmax(axis=1),
+                   modes=["qat_int8"] if config.qat.enabled else config.export.modes)
     return metrics
+
+
+def compile_model(model, optimizer, config):
+    """Compiles with the loss and metrics of every run (tf_keras ones for a QAT model)."""
+    k = keras if isinstance(model, keras.Model) else tf_keras
+    model.compile(
+        optimizer=optimizer,
+        loss=k.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
+        metrics=[k.metrics.CategoricalAccuracy(name="accuracy"),
+                 k.metrics.TopKCategoricalAccuracy(5, name="top5")],
+        jit_compile=config.runtime.jit_compile)
+
+
+def quantization_aware(model, config, data):
+    """The QAT twin of `model`; when it starts from `model.init_from`, its activation ranges
+    are calibrated like an int8 export's."""
+    from mobilenets import export
+
+    quantized = qat.quantize(model)
+    if not config.model.init_from:  # an untrained model's ranges say nothing: tfmot's [-6, 6]
+        return quantized
+    calibration = export.representative(data.train, config.data, tuple(model.input_shape[1:]),
+                                        config.export.calibration_samples)
+    count = qat.init_ranges(quantized, model, calibration())
+    log.info("QAT: %d activation ranges calibrated on %d images", count,
+             config.export.calibration_samples)
+    return quantized
 
 
 def read_json(path):

@@ -170,6 +170,7 @@ def test_nan_loss_stops_with_exit_1_and_keeps_good_checkpoints(run, tmp_path, ca
     (["model.alpha=-1"], r"model.alpha must be > 0, got -1"),
     (["train.batch_sise=8"], r"unknown config key train.batch_sise \(did you mean "
                              r"train.batch_size\?\)"),
+    (["qat.enabled=true"], r"train.ema_decay must be 0 with qat.enabled"),
 ])
 def test_user_errors_exit_2_with_one_line(run, tmp_path, capsys, overrides, message):
     config, _ = run

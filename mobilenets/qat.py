@@ -1,0 +1,358 @@
+"""Quantization-aware training: a tf_keras twin of a Keras 3 model, annotated for tfmot.
+
+tensorflow-model-optimization quantizes only Keras 2 (tf_keras) models (its issues #1119 and
+#1270), so `quantize(model)` rebuilds the Keras 3 model layer by layer in tf_keras with the same
+names and weights (`twin`), then applies tfmot's default 8-bit scheme with the QuantizeConfigs
+below for what its registry lacks. The model builders are never written twice.
+"""
+
+import inspect
+
+import tensorflow as tf
+import tf_keras
+import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_registry)
+
+quantize_keras = tfmot.quantization.keras
+
+# Config keys that carry no information once the weights are copied (or that tf_keras sets
+# itself): initializers, regularizers, constraints and the dtype policy.
+_DROPPED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+_DROPPED_KEYS = {"dtype", "build_config", "quantization_config"}
+
+
+class ChannelSplit(tf_keras.layers.Layer):
+    """tf_keras twin of `mobilenets.models.layers.ChannelSplit` (one SPLIT / SPLIT_V op)."""
+
+    def __init__(self, sizes, **kwargs):
+        super().__init__(**kwargs)
+        self.sizes = [int(s) for s in sizes]
+
+    def call(self, inputs):
+        # Equal parts given as a count make one SPLIT op, as the Keras 3 layer does (XNNPACK
+        # runs int8 SPLIT but not int8 SPLIT_V).
+        parts = len(self.sizes) if len(set(self.sizes)) == 1 else self.sizes
+        return tf.split(inputs, parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return [tf.TensorShape([*input_shape[:-1], size]) for size in self.sizes]
+
+    def get_config(self):
+        return {**super().get_config(), "sizes": self.sizes}
+
+
+_TWIN_CLASSES = {"ChannelSplit": ChannelSplit}
+
+
+def twin(model):
+    """Rebuilds the Keras 3 functional `model` in tf_keras: same layers, names and weights.
+
+    Each layer is made from its own config (minus initializers and the dtype policy) and
+    called on the twins of its inputs; a config key tf_keras does not know is an error unless
+    its value is empty, so nothing is silently dropped.
+    """
+    tensors = {}
+    for layer in model.layers:
+        config = layer.get_config()
+        if type(layer).__name__ == "InputLayer":
+            tensors[id(layer.output)] = tf_keras.Input(
+                shape=config["batch_shape"][1:], name=layer.name)
+            continue
+        cls = _TWIN_CLASSES.get(type(layer).__name__) or getattr(
+            tf_keras.layers, type(layer).__name__)
+        copy = cls(**_twin_config(cls, config, layer.name))
+        inputs = layer.input
+        if isinstance(inputs, (list, tuple)):
+            outputs = copy([tensors[id(t)] for t in inputs])
+        else:
+            outputs = copy(tensors[id(inputs)])
+        copy.set_weights(layer.get_weights())
+        if isinstance(layer.output, (list, tuple)):
+            for ours, theirs in zip(layer.output, outputs):
+                tensors[id(ours)] = theirs
+        else:
+            tensors[id(layer.output)] = outputs
+    return tf_keras.Model([tensors[id(t)] for t in model.inputs],
+                          [tensors[id(t)] for t in model.outputs], name=model.name)
+
+
+def _twin_config(cls, config, name):
+    accepted = {"name", "trainable"}
+    for base in cls.__mro__:  # options may be passed on to a base class (BatchNormalization)
+        if "__init__" in vars(base):
+            accepted |= set(inspect.signature(base.__init__).parameters)
+    kept = {}
+    for key, value in config.items():
+        if key in _DROPPED_KEYS or key.endswith(_DROPPED_SUFFIXES):
+            continue
+        if key in accepted:
+            kept[key] = value
+        elif value not in (None, False, 0, [], {}):
+            raise ValueError(f"layer {name}: tf_keras.layers.{cls.__name__} has no option "
+                             f"{key!r} (= {value!r}); the QAT twin cannot rebuild it")
+    return kept
+
+
+class DepthwiseKernelQuantizer(quantize_keras.quantizers.Quantizer):
+    """Per-channel symmetric 8-bit quantization of a depthwise kernel (kh, kw, C, M), with a
+    straight-through gradient.
+
+    tfmot's default quantizes along the last axis, which for a depthwise kernel is the depth
+    multiplier (1): in effect one range for the whole kernel (tfmot issue #808), while the
+    TFLite converter quantizes depthwise weights per output channel (C * M), scale max|w| / 127.
+    TensorFlow's per-channel FakeQuant op works on the last axis only, and the converter
+    rejects one applied to a reshaped kernel, so the rounding is written out: the converter
+    folds it into a constant that already lies on its own per-channel grid (BatchNorm folding
+    scales each channel, which keeps it on the grid), so training sees what the phone runs.
+    """
+
+    def build(self, tensor_shape, name, layer):
+        return {}
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        scale = tf.reduce_max(tf.abs(inputs), axis=[0, 1], keepdims=True) / 127.0
+        scale = tf.where(scale > 0, scale, tf.ones_like(scale))
+        quantized = tf.clip_by_value(tf.round(inputs / scale), -127.0, 127.0) * scale
+        return inputs + tf.stop_gradient(quantized - inputs)
+
+    def get_config(self):
+        return {}
+
+
+class DepthwiseQuantizeConfig(default_8bit_quantize_registry.Default8BitConvQuantizeConfig):
+    """tfmot's DepthwiseConv2D config with the per-channel `DepthwiseKernelQuantizer`."""
+
+    def __init__(self):
+        super().__init__(["depthwise_kernel"], ["activation"], False)
+        self.weight_quantizer = DepthwiseKernelQuantizer()
+
+    def get_config(self):
+        return {}
+
+
+class _Registry(default_8bit_quantize_registry.Default8BitQuantizeRegistry):
+    def __init__(self):
+        super().__init__()
+        self._layer_quantize_map[tf_keras.layers.DepthwiseConv2D] = DepthwiseQuantizeConfig()
+
+
+class QuantizeScheme(quantize_keras.default_8bit.Default8BitQuantizeScheme):
+    """tfmot's default 8-bit scheme (its layer transforms, e.g. conv + BN + ReLU quantized
+    once, after the ReLU, as the converter fuses them), with per-channel depthwise kernels."""
+
+    def get_quantize_registry(self):
+        return _Registry()
+
+
+class OutputQuantizeConfig(quantize_keras.QuantizeConfig):
+    """No weights; the output quantized with a moving-average 8-bit range (Rescaling, the
+    hard-swish and SE `Multiply`): each of these is its own int8 op in the TFLite file."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [quantize_keras.quantizers.MovingAverageQuantizer(
+            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+class NoOpQuantizeConfig(OutputQuantizeConfig):
+    """Nothing quantized: the `+3` shift of hard-swish / hard-sigmoid, which the converter
+    fuses with the ReLU6 after it (that ReLU6's output carries the range), and channel splits,
+    whose outputs keep their input's range."""
+
+    def get_output_quantizers(self, layer):
+        return []
+
+
+CUSTOM_OBJECTS = {
+    "ChannelSplit": ChannelSplit,
+    "DepthwiseKernelQuantizer": DepthwiseKernelQuantizer,
+    "DepthwiseQuantizeConfig": DepthwiseQuantizeConfig,
+    "OutputQuantizeConfig": OutputQuantizeConfig,
+    "NoOpQuantizeConfig": NoOpQuantizeConfig,
+}
+
+
+def _quantize_config(layer):
+    """Our QuantizeConfig for `layer`, or None to leave it to tfmot's registry."""
+    if isinstance(layer, ChannelSplit) or layer.name.endswith("_shift"):
+        return NoOpQuantizeConfig()
+    if isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply)):
+        return OutputQuantizeConfig()
+    return None
+
+
+def quantize(model):
+    """The quantization-aware tf_keras twin of the Keras 3 `model`, with its weights."""
+    base = twin(model)
+
+    def annotate(layer):
+        config = _quantize_config(layer)
+        if config is None:
+            return layer
+        return quantize_keras.quantize_annotate_layer(layer, config)
+
+    annotated = tf_keras.models.clone_model(base, clone_function=annotate)
+    annotated = quantize_keras.quantize_annotate_model(annotated)
+    with quantize_keras.quantize_scope(CUSTOM_OBJECTS):
+        return quantize_keras.quantize_apply(annotated, scheme=QuantizeScheme())
+
+
+def decayed_weights(model):
+    """Conv and dense kernels of a QAT model (depthwise kernels, biases, BN left out, as in
+    `training.decayed_weights`); tf_keras names them `<layer>/kernel`."""
+    return [v for v in model.trainable_variables if v.name.endswith("/kernel:0")]
+
+
+def add_l2(model, kernels, factor):
+    """Adds factor * |w|^2 of each kernel to the model's losses (tf_keras has no per-variable
+    regularizer attribute, unlike Keras 3)."""
+    for kernel in kernels:
+        model.add_loss(lambda kernel=kernel: factor * tf.reduce_sum(tf.square(kernel)))
+
+
+class Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """A `training.LearningRate` in the form tf_keras optimizers take."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def __call__(self, step):
+        return self.schedule(step)
+
+    def get_config(self):
+        return self.schedule.get_config()
+
+
+class KerasCallback(tf_keras.callbacks.Callback):
+    """Runs one of the training loop's Keras 3 callbacks (they use the model, its optimizer
+    and the logs) in a tf_keras `fit`: the two libraries' callback classes share their hooks
+    but not their base class."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self.callback = callback
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        self.callback.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        self.callback.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.callback.on_epoch_end(epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.callback.on_train_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.callback.on_train_batch_end(batch, logs)
+
+
+def init_ranges(quantized, model, batches):
+    """Sets every activation range of `quantized` to the min and max of the float tensor it
+    quantizes over `batches` (lists of float input batches), as post-training calibration does.
+
+    tfmot starts activation ranges at [-6, 6] and moves them with a 0.999 moving average, so a
+    fine-tune of a few hundred steps would end with ranges far from the data's (the input's
+    [0, 255] one included). Calibrated ranges start QAT where PTQ ends.
+    """
+    base = twin(model)
+    ranges = {}
+    for layer in quantized.layers:
+        if isinstance(layer, quantize_keras.QuantizeWrapperV2):
+            found = {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
+            for kind in ("output", "post_activation"):
+                if f"{kind}_min" in found:
+                    ranges[layer.layer.name] = (found[f"{kind}_min"], found[f"{kind}_max"])
+    names = list(ranges)
+    probe = tf_keras.Model(base.inputs, [base.get_layer(name).output for name in names])
+    low = {name: 0.0 for name in names}
+    high = {name: 0.0 for name in names}
+    for batch in batches:
+        for name, value in zip(names, probe(batch[0], training=False)):
+            low[name] = min(low[name], float(tf.reduce_min(value)))
+            high[name] = max(high[name], float(tf.reduce_max(value)))
+    for name, (low_var, high_var) in ranges.items():
+        low_var.assign(tf.fill(low_var.shape, low[name]))
+        high_var.assign(tf.fill(high_var.shape, high[name]))
+    return len(ranges)
+
+
+def for_epoch(quantized, epoch, qat):
+    """The model `fit` trains from `epoch` on, with the `qat` section's freezing applied.
+
+    BatchNorm frozen: tf_keras runs a non-trainable BatchNormalization in inference mode, its
+    moving statistics used and kept (its scale and offset still train: tfmot's wrapper keeps
+    them in the model's trainable weights, as torchvision's recipe does). Ranges frozen: the whole
+    model is called with training=False, which fixes every quantizer range (and BatchNorm),
+    while gradients still flow through the fake quantization.
+    """
+    def after(limit):
+        return limit is not None and epoch >= limit
+
+    for layer in batch_norms(quantized):
+        layer.trainable = not after(qat.freeze_bn_after_epochs)
+    if not after(qat.freeze_ranges_after_epochs):
+        return quantized
+    inputs = tf_keras.Input(quantized.input_shape[1:], name="image")
+    return tf_keras.Model(inputs, quantized(inputs, training=False), name="frozen_ranges")
+
+
+def boundaries(qat, first_epoch, epochs):
+    """Epochs within (first_epoch, epochs) at which freezing changes the model to fit."""
+    if not qat.enabled:
+        return []
+    limits = {qat.freeze_bn_after_epochs, qat.freeze_ranges_after_epochs} - {None}
+    return sorted(e for e in limits if first_epoch < e < epochs)
+
+
+def batch_norms(quantized):
+    """The BatchNormalization layers of a QAT model (inside their tfmot wrappers)."""
+    inner = (getattr(layer, "layer", layer) for layer in quantized.layers)
+    return [layer for layer in inner if isinstance(layer, tf_keras.layers.BatchNormalization)]
+
+
+def save(quantized, path):
+    """Saves a QAT model as h5: tf_keras cannot reload the .keras file it writes for a tfmot
+    model, and its h5 writer fails on frozen (non-trainable) BatchNorm layers inside tfmot
+    wrappers, which are therefore unfrozen while it writes."""
+    frozen = [layer for layer in batch_norms(quantized) if not layer.trainable]
+    for layer in frozen:
+        layer.trainable = True
+    try:
+        quantized.save(path)
+    finally:
+        for layer in frozen:
+            layer.trainable = False
+
+
+def load_model(path):
+    """Loads the QAT model a QAT run saves (`model_qat.h5`)."""
+    with quantize_keras.quantize_scope(CUSTOM_OBJECTS):
+        return tf_keras.models.load_model(path, compile=False)

@@ -1,0 +1,81 @@
+"""QAT: the tf_keras twin of every family, tfmot annotation, one training step, int8 export."""
+
+import numpy as np
+import pytest
+import tf_keras
+
+from mobilenets import build_model, export_tflite, list_models, qat
+from mobilenets.evaluation import TFLiteModel
+from mobilenets.export import delegate_partitions
+from mobilenets.models.registry import min_input_size
+
+rng = np.random.default_rng(0)
+
+
+def small(name, channels=1):
+    size = max(32, min_input_size(name))
+    options = {} if name in ("squeezenet", "xception") else {"alpha": 0.5}
+    model = build_model(name, input_shape=(size, size, channels), num_classes=10,
+                        include_preprocessing=True, **options)
+    images = rng.integers(0, 256, (8, size, size, channels)).astype(np.float32)
+    return model, images
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_twin_computes_what_the_keras3_model_does(name):
+    model, images = small(name, channels=3)
+    twin = qat.twin(model)
+    assert [layer.name for layer in twin.layers] == [layer.name for layer in model.layers]
+    assert twin.count_params() == model.count_params()
+    np.testing.assert_allclose(twin(images, training=False).numpy(),
+                               model(images, training=False).numpy(), atol=1e-5)
+
+
+# XNNPACK has no int8 RELU or AVERAGE_POOL_2D: Xception's pre-activation ReLUs and
+# ShuffleNetV1's ReLU after its concatenation and its shortcut pool stay outside (as in PTQ).
+NOT_YET_WHOLE = {"shufflenet_v1", "xception"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="int8 ops outside XNNPACK"))
+    if name in NOT_YET_WHOLE else name for name in list_models()])
+def test_qat_trains_and_exports_whole_inside_xnnpack(name):
+    model, images = small(name)
+    quantized = qat.quantize(model)
+    before = [w.copy() for w in quantized.get_weights()]
+    quantized.compile(tf_keras.optimizers.SGD(0.01), "categorical_crossentropy")
+    labels = np.eye(10)[np.arange(len(images)) % 10]
+    quantized.fit(images, labels, batch_size=len(images), epochs=1, verbose=0)
+    changed = sum(not np.array_equal(a, b) for a, b in zip(before, quantized.get_weights()))
+    assert changed > 0
+
+    def calibration():
+        for image in images:
+            yield [image[None]]
+
+    content = export_tflite(quantized, "int8", calibration)
+    runner = TFLiteModel(content)
+    assert runner.input["dtype"] == np.uint8 and runner.input["quantization"] == (1.0, 0)
+    probabilities = runner(images)
+    assert probabilities.shape == (len(images), 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert delegate_partitions(content) == (1, [])
+
+
+def test_depthwise_kernels_are_quantized_per_channel():
+    """Each output channel of a depthwise kernel gets its own 8-bit grid, scale max|w| / 127
+    (what the converter emits), not one range for the whole kernel (tfmot's default)."""
+    kernel = rng.normal(size=(3, 3, 4, 1)).astype(np.float32)
+    kernel[..., 2, :] *= 100.0  # one wide channel must not coarsen the others
+    quantized = qat.DepthwiseKernelQuantizer()(kernel, training=True, weights={}).numpy()
+    for channel in range(4):
+        values = kernel[..., channel, 0]
+        scale = np.abs(values).max() / 127
+        steps = quantized[..., channel, 0] / scale
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+        np.testing.assert_allclose(quantized[..., channel, 0], values, atol=scale / 2 + 1e-6)
+
+
+def test_an_option_tf_keras_lacks_is_an_error_not_dropped():
+    with pytest.raises(ValueError, match="no option 'strange_option'"):
+        qat._twin_config(tf_keras.layers.Dense, {"units": 2, "strange_option": 3}, "logits")
