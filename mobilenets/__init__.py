@@ -11,6 +11,5 @@ from mobilenets.export import export_tflite
 from mobilenets.models.registry import build_model, list_models
 from mobilenets.profile import profile
 from mobilenets.training import train
-
-__version__ = "0.1.0"
+from mobilenets.version import __version__
 __all__ = ["build_model", "evaluate", "export_tflite", "list_models", "profile", "train"]

@@ -102,6 +102,14 @@ def main(argv=None):
     models = commands.add_parser("models", help="table of every registered model variant")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.add_argument("--name", action="append", help="only this model (repeatable)")
+    export = commands.add_parser(
+        "export", help="export a saved model to TFLite like train.py's export stage")
+    _add_config(export)
+    export.add_argument("--model", required=True, help="a .keras file (or a QAT run's .h5)")
+    export.add_argument("--modes", nargs="+", metavar="MODE",
+                        help="float32 float16 dynamic_range int8 int16x8 (default: "
+                             "export.modes of the config)")
+    export.add_argument("--workdir", help="writes <workdir>/export/ (default: the model's folder)")
     args = parser.parse_args(argv)
     _setup_logging()
     return _run(args, lambda: COMMANDS[args.command](args))
@@ -118,4 +126,14 @@ def models_command(args):
     print(json.dumps(table, indent=2) if args.json else catalogue.format_table(table))
 
 
-COMMANDS = {"models": models_command}
+def export_command(args):
+    from mobilenets import config as config_lib
+    from mobilenets.export import export_model
+
+    config = config_lib.load(args.config, args.set)
+    report = export_model(config, args.model, args.workdir, args.modes)
+    print(json.dumps({name: {k: entry[k] for k in ("top1", "agreement", "size_mb", "partitions")}
+                      for name, entry in report["files"].items()}))
+
+
+COMMANDS = {"models": models_command, "export": export_command}

@@ -99,8 +99,12 @@ class ExportConfig:
     int8_input: Literal["uint8", "int8", "float32"] = "uint8"
     int8_output: Literal["uint8", "int8", "float32"] = "float32"  # float: softmax in XNNPACK
     max_drop: float = 2.0  # top-1 points an export may lose against the float model
-    float_layers: list[str] = dataclasses.field(default_factory=list)  # names or regexes
+    # int8 / int16x8: Keras layers left in float (names, or regexes matching whole names)
+    float_layers: list[str] = dataclasses.field(default_factory=list)
     verify_limit: int = 0  # evaluation images used to verify exports (0: all)
+    metadata: bool = True  # labels and input/output descriptions for Android in each file
+    debug: bool = False  # per-layer error report for every int8 / int16x8 file, not only failed
+    debug_samples: int = 64  # images the quantization debugger runs
 
 
 @dataclasses.dataclass
@@ -126,7 +130,7 @@ class Config:
 # Numbers that must be positive (> 0) or non-negative (>= 0), by key path.
 POSITIVE = {"model.alpha", "train.batch_size", "train.learning_rate", "train.keep_checkpoints",
             "data.max_cache_mb", "train.decay_epochs", "train.decay_rate",
-            "export.calibration_samples"}
+            "export.calibration_samples", "export.debug_samples"}
 NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
                 "train.weight_decay", "train.clip_norm", "train.checkpoint_steps",
                 "train.min_learning_rate", "runtime.virtual_cpus", "runtime.threads",

@@ -12,6 +12,23 @@ from mobilenets.errors import UserError
 log = logging.getLogger("mobilenets")
 
 
+def load_model(path, option="--model"):
+    """Loads a `.keras` model, or the `.h5` tf_keras model of a QAT run; UserError if it
+    cannot (`option` names the flag or key that gave the path)."""
+    path = pathlib.Path(path)
+    if path.suffix not in (".keras", ".h5"):
+        raise UserError(f"{option} {path}: expected a .keras file (or the .h5 of a QAT run)")
+    if not path.is_file():
+        raise UserError(f"{option} {path} not found")
+    try:
+        if path.suffix == ".h5":
+            from mobilenets import qat
+            return qat.load_model(path)
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - unreadable or foreign file
+        raise UserError(f"{option} {path}: cannot load it as a Keras model ({error})") from None
+
+
 def evaluate(config, model_path, threads=1):
     """Scores the model at `model_path` and writes `<model>.eval.json` and a confusion PNG
     beside it. Returns the metrics."""
@@ -19,23 +36,14 @@ def evaluate(config, model_path, threads=1):
 
     path = pathlib.Path(model_path)
     if path.suffix not in (".keras", ".h5", ".tflite"):
-        raise UserError(f"--model {path}: expected a .keras, .h5 (QAT) or .tflite file")
+        raise UserError(f"--model {path}: expected a .keras, .tflite or QAT .h5 file")
     if path.suffix == ".tflite":
         check_tflite_path(path)
         runner = evaluation.TFLiteModel(path, threads)
         shape = tuple(int(d) for d in runner.input["shape"][1:])
         num_classes = int(runner.output["shape"][-1])
     else:
-        if not path.is_file():
-            raise UserError(f"--model {path} not found")
-        try:
-            if path.suffix == ".h5":  # the tf_keras model of a QAT run
-                from mobilenets import qat
-                model = qat.load_model(path)
-            else:
-                model = keras.models.load_model(path, compile=False)
-        except Exception as error:  # noqa: BLE001 - unreadable or foreign file
-            raise UserError(f"--model {path}: cannot load it as a Keras model ({error})") from None
+        model = load_model(path)
         shape, num_classes = tuple(model.input_shape[1:]), model.output_shape[-1]
     data = data_lib.load(config.data, seed=config.train.seed)
     if len(data.class_names) != num_classes:

@@ -5,7 +5,7 @@ export stage: it writes `export/model_<mode>.tflite`, runs each file in LiteRT o
 split and writes `export/report.json`.
 """
 
-import copy
+import dataclasses
 import logging
 import pathlib
 import warnings
@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from mobilenets import data as data_lib
-from mobilenets import evaluation, files
+from mobilenets import evaluation, files, metadata, quant_debug, xnnpack
 from mobilenets.errors import UserError
+from mobilenets.version import __version__
 
 log = logging.getLogger("mobilenets")
 
@@ -44,7 +45,7 @@ def _converter(model):
 
 
 def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
-                  int8_output="float32"):
+                  int8_output="float32", float_layers=()):
     """Converts a Keras model to TFLite bytes.
 
     Args:
@@ -58,36 +59,67 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         input then takes raw pixels: scale 1, zero point 0.
       int8_output: int8 mode output type. Default "float32": the final softmax then runs in
         float, so the whole graph stays inside XNNPACK, which has no int8 softmax.
+      float_layers: int8 and int16x8: names of Keras layers, or regular expressions that
+        match whole names, whose ops stay in float (selective quantization).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     int8_input = int8_input or "uint8"
     pixels = mode == "int8" and int8_input == "uint8" and takes_pixels(model)
-    converter = _converter(model)
-    if mode == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode == "dynamic_range":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode in ("int8", "int16x8"):
-        if representative_dataset is None:
-            raise ValueError(f"{mode} export needs a representative_dataset")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset
-        if mode == "int8":
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.float32 if pixels else IO_TYPES[int8_input]
-            converter.inference_output_type = IO_TYPES[int8_output]
-        else:
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    quantized = mode in ("int8", "int16x8")
+    if quantized and representative_dataset is None:
+        raise ValueError(f"{mode} export needs a representative_dataset")
+    if float_layers and not quantized:
+        raise ValueError(f"float_layers applies to int8 and int16x8, not {mode}")
+
+    def converter():
+        return _configured(model, mode, representative_dataset,
+                           tf.float32 if pixels else IO_TYPES[int8_input], IO_TYPES[int8_output])
+
     with warnings.catch_warnings():  # the converter warns about our own float input
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        content = converter.convert()
-    if mode == "int8" and (pixels or int8_output == "float32"):
-        content = _rewire_int8(content, pixels_input=pixels,
-                               float_softmax=int8_output == "float32")
+        content = converter().convert()
+        if float_layers:
+            nodes = quant_debug.matching_nodes(content, float_layers,
+                                               [layer.name for layer in model.layers])
+            mixed = converter()
+            mixed.target_spec.supported_ops = [*mixed.target_spec.supported_ops,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+            content = quant_debug.selective(mixed, representative_dataset, nodes)
+    if mode == "int8":
+        content = xnnpack.rewire_int8(content, pixels_input=pixels,
+                                      float_softmax=int8_output == "float32")
     return content
+
+
+def _configured(model, mode, representative_dataset, input_type=tf.float32,
+                output_type=tf.float32):
+    """A converter set up for `mode` (see `export_tflite`)."""
+    converter = _converter(model)
+    if mode == "float32":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = input_type
+        converter.inference_output_type = output_type
+    elif mode == "int16x8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter
+
+
+def quantization_report(model, mode, representative_dataset, debug_dataset):
+    """Per-layer quantization errors of `model` in `mode` (int8 or int16x8) on `debug_dataset`
+    (see `quant_debug.layer_report`), worst first."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return quant_debug.layer_report(_configured(model, mode, representative_dataset),
+                                         debug_dataset, [layer.name for layer in model.layers])
 
 
 def takes_pixels(model):
@@ -101,95 +133,6 @@ def takes_pixels(model):
             and np.isclose(first.scale, 1 / 127.5) and np.isclose(first.offset, -1.0))
 
 
-def _rewire_int8(content, pixels_input, float_softmax):
-    """Edits a full-integer file so that XNNPACK runs all of it (the converter offers neither):
-
-    - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
-      bytes as they are) followed by DEQUANTIZE; XNNPACK runs DEQUANTIZE and the converter's
-      QUANTIZE to int8, but not the uint8-to-int8 QUANTIZE the converter emits for uint8 input.
-    - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32);
-      XNNPACK has no int8 softmax.
-    Outputs are unchanged up to the softmax's own rounding (tests check agreement).
-    """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    graph = model.subgraphs[0]
-
-    def opcode(op):
-        return model.operatorCodes[op.opcodeIndex].builtinCode
-
-    if pixels_input:
-        source = graph.inputs[0]
-        pixels = copy.deepcopy(graph.tensors[source])
-        pixels.name, pixels.type = b"image_uint8", schema.TensorType.UINT8
-        pixels.quantization = schema.QuantizationParametersT()
-        pixels.quantization.scale, pixels.quantization.zeroPoint = [1.0], [0]
-        graph.tensors.append(pixels)
-        dequantize = schema.OperatorT()
-        dequantize.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
-        dequantize.inputs, dequantize.outputs = [len(graph.tensors) - 1], [source]
-        graph.operators.insert(0, dequantize)
-        graph.inputs = [len(graph.tensors) - 1]
-    if float_softmax:
-        producer = {out: op for op in graph.operators for out in op.outputs}
-        last = producer.get(graph.outputs[0])
-        softmax = producer.get(last.inputs[0]) if last is not None else None
-        if (last is not None and opcode(last) == schema.BuiltinOperator.DEQUANTIZE
-                and softmax is not None and opcode(softmax) == schema.BuiltinOperator.SOFTMAX):
-            logits, middle = softmax.inputs[0], softmax.outputs[0]
-            graph.tensors[middle].type = schema.TensorType.FLOAT32
-            graph.tensors[middle].quantization = None
-            last.inputs, last.outputs = [logits], [middle]
-            softmax.inputs, softmax.outputs = [middle], [graph.outputs[0]]
-            graph.operators.remove(last)
-            graph.operators.insert(graph.operators.index(softmax), last)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def _opcode_index(model, builtin):
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    for index, code in enumerate(model.operatorCodes):
-        if code.builtinCode == builtin:
-            return index
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = builtin
-    code.version = 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
-
-
-def delegate_partitions(content):
-    """(XNNPACK partitions, names of ops left outside XNNPACK) of a .tflite file.
-
-    LiteRT replaces each delegated run of ops with one DELEGATE node; an op is covered if it
-    lies between a DELEGATE node's inputs and outputs.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(content), num_threads=1)
-    interpreter.allocate_tensors()
-    nodes = interpreter._get_ops_details()  # the only view of the execution plan LiteRT offers
-    ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
-    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
-    producer = {t: op for op in ops for t in op["outputs"]}
-    covered = set()
-    for delegate in delegates:
-        stop = set(delegate["inputs"].tolist())
-        todo = list(delegate["outputs"])
-        while todo:
-            tensor = todo.pop()
-            if tensor in stop or tensor not in producer:
-                continue
-            op = producer[tensor]
-            if op["index"] not in covered:
-                covered.add(op["index"])
-                todo.extend(op["inputs"].tolist())
-    return len(delegates), [op["op_name"] for op in ops if op["index"] not in covered]
-
-
 def representative(split, data_config, shape, count):
     """The converter's calibration callable: `count` preprocessed images, batch 1."""
     def generate():
@@ -198,48 +141,117 @@ def representative(split, data_config, shape, count):
     return generate
 
 
-def run(model, config, data, workdir, float_metrics, float_predicted, modes=None):
-    """train.py's export stage: writes, verifies and reports every `export.modes` file.
+def run(model, config, data, workdir, modes=None, reference=None):
+    """The export stage: writes, verifies and reports every `export.modes` file.
 
     Calibration uses training images with the evaluation preprocessing; verification runs each
-    file on the evaluation split. Raises ExportCheckFailed if a file loses more than
-    `export.max_drop` top-1 points against the float model (for "qat_int8", the int8 file of
-    a QAT model, that is the QAT model in Keras).
+    file on the evaluation split (its first `export.verify_limit` images) and compares it with
+    the Keras `model` on the same images: `reference` is the model's (probabilities, labels)
+    on the evaluation split, computed here if not given. Raises ExportCheckFailed if a file
+    loses more than `export.max_drop` top-1 points; a quantized file that does gets a per-layer
+    error report (`export/debug_<mode>.csv`), as every one does with `export.debug`.
+    `modes` defaults to `export.modes`; "qat_int8" is the int8 file of a QAT model.
     """
+    settings = config.export
     folder = pathlib.Path(workdir) / "export"
     shape = tuple(model.input_shape[1:])
     num_classes = model.output_shape[-1]
-    evaluation_split = data.eval.limit(config.export.verify_limit)
+    evaluation_split = data.eval.limit(settings.verify_limit)
     verify = data_lib.eval_dataset(evaluation_split, config.data, shape, num_classes, 64)
-    reference = float_predicted[:len(evaluation_split)]
-    calibration = representative(data.train, config.data, shape,
-                                 config.export.calibration_samples)
+    if reference is None:
+        reference = evaluation.keras_predictions(model, verify)
+    count = len(evaluation_split)
+    probabilities, labels = reference[0][:count], reference[1][:count]
+    keras_scores = evaluation.scores(probabilities, labels, data.class_names)
+    calibration = representative(data.train, config.data, shape, settings.calibration_samples)
     files.write_text(folder / "labels.txt", "\n".join(data.class_names) + "\n")
-    report = {"float": {"top1": float_metrics["top1"], "top5": float_metrics["top5"]},
+    report = {"float": {"top1": keras_scores["top1"], "top5": keras_scores["top5"]},
               "keras_model": "model_qat.h5" if config.qat.enabled else "model.keras",
-              "images": len(evaluation_split), "files": {}}
+              "images": count, "files": {}}
     failures = []
-    for name in modes or config.export.modes:
+    for name in modes or settings.modes:
         log.info("exporting %s", name)
         mode = name.removeprefix("qat_")
-        content = export_tflite(model, mode, calibration if mode in ("int8", "int16x8") else None,
-                                int8_input=config.export.int8_input,
-                                int8_output=config.export.int8_output)
+        quantized = mode in ("int8", "int16x8")
+        try:
+            content = export_tflite(
+                model, mode, calibration if quantized else None, int8_input=settings.int8_input,
+                int8_output=settings.int8_output,
+                float_layers=settings.float_layers if quantized and name == mode else ())
+        except ValueError as error:
+            if "float_layers" in str(error):
+                raise UserError(str(error)) from None
+            raise
+        if settings.metadata:
+            content = metadata.add_metadata(
+                content, labels=data.class_names, name=model.name,
+                description=f"{config.model.name} image classifier, {name} TFLite, trained "
+                            f"with mobilenets on {config.data.name or config.data.source}",
+                version=__version__, author="mobilenets")
         path = folder / f"model_{name}.tflite"
         files.write_bytes(path, content)
-        entry = verify_file(content, verify, data.class_names, reference)
+        entry = verify_file(content, verify, data.class_names, probabilities.argmax(1))
         entry["drop"] = round(100 * (report["float"]["top1"] - entry["top1"]), 3)
         report["files"][path.name] = entry
-        log.info("%s: top-1 %.4f (float %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)",
+        log.info("%s: top-1 %.4f (Keras %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)",
                  path.name, entry["top1"], report["float"]["top1"], entry["agreement"],
                  entry["size_mb"], entry["median_latency_ms"], entry["partitions"])
-        if entry["drop"] > config.export.max_drop:
+        failed = entry["drop"] > settings.max_drop
+        if quantized and name == mode and (failed or settings.debug):
+            entry["debug_report"] = write_debug_report(model, mode, calibration, settings,
+                                                       folder / f"debug_{name}.csv")
+        if failed:
             failures.append(f"{path.name} loses {entry['drop']:.2f} top-1 points "
-                            f"(export.max_drop {config.export.max_drop})")
+                            f"(export.max_drop {settings.max_drop})"
+                            + (f"; per-layer errors in {folder / entry['debug_report']}"
+                               if "debug_report" in entry else ""))
     files.write_json(folder / "report.json", report)
     if failures:
         raise ExportCheckFailed("; ".join(failures) + f"; see {folder / 'report.json'}")
     return report
+
+
+def export_model(config, model_path, workdir=None, modes=None):
+    """`python -m mobilenets export`: exports a saved model (`.keras`, or a QAT run's `.h5`)
+    like train.py's export stage, into `<workdir>/export/` (default: the model's folder)."""
+    from mobilenets import runtime
+    from mobilenets.evaluate import load_model
+
+    path = pathlib.Path(model_path)
+    model = load_model(path)
+    qat_model = path.suffix == ".h5"
+    if modes and qat_model and list(modes) != ["qat_int8"]:
+        raise UserError(f"--model {path} is a QAT model: it exports as qat_int8 only")
+    if modes:
+        for mode in modes:
+            if mode not in MODES and mode != "qat_int8":
+                raise UserError(f"--modes: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    runtime.setup(config.runtime, config.train)
+    data = data_lib.load(config.data, seed=config.train.seed)
+    if len(data.class_names) != model.output_shape[-1]:
+        raise UserError(f"--model {path} predicts {model.output_shape[-1]} classes but the "
+                        f"data has {len(data.class_names)}")
+    if qat_model:
+        config = dataclasses.replace(config, qat=dataclasses.replace(config.qat, enabled=True))
+    return run(model, config, data, workdir or path.parent,
+               modes=["qat_int8"] if qat_model else (modes or config.export.modes))
+
+
+def write_debug_report(model, mode, calibration, settings, path):
+    """Writes the per-layer error report CSV; logs the worst layers; returns the file name."""
+    def debug_dataset():
+        for index, batch in enumerate(calibration()):
+            if index == settings.debug_samples:
+                return
+            yield batch
+
+    log.info("running the quantization debugger on %d images", settings.debug_samples)
+    rows = quantization_report(model, mode, calibration, debug_dataset)
+    quant_debug.write_csv(rows, path)
+    for row in rows[:5]:
+        log.info("  %-40s %-18s rmse/scale %.2f", row["layers"][:40], row["op"],
+                 row["rmse_over_scale"])
+    return path.name
 
 
 def verify_file(content, dataset, class_names, reference_predicted):
@@ -247,7 +259,7 @@ def verify_file(content, dataset, class_names, reference_predicted):
     runner = evaluation.TFLiteModel(content, threads=1)
     probabilities, labels = evaluation.tflite_predictions(runner, dataset)
     result = evaluation.scores(probabilities, labels, class_names)
-    partitions, outside = delegate_partitions(content)
+    partitions, outside = xnnpack.delegate_partitions(content)
     return {
         "top1": result["top1"], "top5": result["top5"],
         "agreement": float((probabilities.argmax(1) == reference_predicted).mean()),

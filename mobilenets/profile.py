@@ -12,7 +12,12 @@ from keras import layers
 
 
 def layer_macs(layer):
-    """Multiply-adds of one call of `layer` (0 for layers without convolutions or matmuls)."""
+    """Multiply-adds of one call of `layer` (0 for layers without convolutions or matmuls).
+
+    Pooling written as a fixed depthwise conv (ShuffleNetV1's `*_shortcut_pool`) is pooling.
+    """
+    if layer.name.endswith("_pool"):
+        return 0
     if isinstance(layer, layers.DepthwiseConv2D):
         out = layer.output.shape
         kernel = math.prod(layer.kernel_size)

@@ -451,7 +451,7 @@ def train(config, workdir):
     log.info("top-1 %.4f, top-5 %.4f on %d images", metrics["top1"], metrics["top5"],
              len(data.eval))
     if config.export.modes:
-        export.run(model, config, data, workdir, metrics, probabilities.argmax(axis=1),
+        export.run(model, config, data, workdir, reference=(probabilities, labels),
                    modes=["qat_int8"] if config.qat.enabled else config.export.modes)
     return metrics
 

@@ -6,7 +6,7 @@ import tf_keras
 
 from mobilenets import build_model, export_tflite, list_models, qat
 from mobilenets.evaluation import TFLiteModel
-from mobilenets.export import delegate_partitions
+from mobilenets.xnnpack import delegate_partitions
 from mobilenets.models.registry import min_input_size
 
 rng = np.random.default_rng(0)
@@ -31,14 +31,7 @@ def test_twin_computes_what_the_keras3_model_does(name):
                                model(images, training=False).numpy(), atol=1e-5)
 
 
-# XNNPACK has no int8 RELU or AVERAGE_POOL_2D: Xception's pre-activation ReLUs and
-# ShuffleNetV1's ReLU after its concatenation and its shortcut pool stay outside (as in PTQ).
-NOT_YET_WHOLE = {"shufflenet_v1", "xception"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="int8 ops outside XNNPACK"))
-    if name in NOT_YET_WHOLE else name for name in list_models()])
+@pytest.mark.parametrize("name", list_models())
 def test_qat_trains_and_exports_whole_inside_xnnpack(name):
     model, images = small(name)
     quantized = qat.quantize(model)

@@ -1,5 +1,5 @@
-"""train.py and evaluate.py end to end on a slice of the bundled sample: artifacts, resume,
-NaN stop, and the exit codes of user errors."""
+"""train.py and evaluate.py end to end on a slice of the bundled sample (the `run` fixture of
+conftest.py): artifacts, resume, NaN stop, and the exit codes of user errors."""
 
 import csv
 import errno
@@ -19,45 +19,8 @@ import pytest
 from mobilenets import config as config_lib
 from mobilenets.cli import evaluate_main, train_main
 
-TINY = """
-model:
-  name: mobilenet_v2
-  alpha: 0.35
-  input_shape: [32, 32, 1]
-data:
-  source: sample
-  augment: flip_crop
-  small_images: pad
-  train_limit: 256
-  eval_limit: 128
-train:
-  epochs: 2
-  batch_size: 32
-  optimizer: sgd
-  learning_rate: 0.05
-  schedule: cosine
-  bn_momentum: 0.9
-  ema_decay: 0.9
-  checkpoint_steps: 5
-  deterministic: true
-export:
-  modes: [float32, int8]
-  calibration_samples: 16
-  max_drop: 100
-"""
 STEPS_PER_EPOCH = 256 // 32
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One finished two-epoch run: (config path, workdir)."""
-    root = tmp_path_factory.mktemp("run")
-    config = root / "tiny.yaml"
-    config.write_text(TINY)
-    workdir = root / "work"
-    assert train_main(["--config", str(config), "--workdir", str(workdir)]) == 0
-    return config, workdir
 
 
 def history(workdir):

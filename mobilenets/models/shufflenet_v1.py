@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import keras
 from keras import layers
 
 from mobilenets.models.layers import (activation, batch_norm, channel_shuffle, conv_bn,
@@ -25,10 +26,27 @@ STAGES = (Stage(n=4), Stage(n=8), Stage(n=4))  # stage 2 at 56x56, stage 3 at 28
 STEM_CHANNELS = 24
 
 
+def average_pool(x, *, name):
+    """3x3/2 average pool written as a depthwise conv with fixed weights 1/9 (not trained).
+
+    XNNPACK has no int8 AVERAGE_POOL_2D, so the pool would leave an int8 file's graph in
+    TFLite's reference kernels; a depthwise conv runs inside XNNPACK. Padding counts as zeros
+    in the average, as in Caffe's and PyTorch's default average pooling.
+    """
+    return layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False,
+                                  depthwise_initializer=keras.initializers.Constant(1 / 9),
+                                  trainable=False, name=name)(x)
+
+
 def shuffle_unit(x, out_channels, *, groups, strides, name, group_first=True):
     """1x1 group conv + BN + ReLU -> channel shuffle -> 3x3 depthwise (stride) + BN ->
     1x1 group conv + BN; stride 1: add the input, ReLU; stride 2: concat the 3x3/2 average-pooled
-    input, ReLU (Figure 2 b, c). The bottleneck is a quarter of the unit's output channels."""
+    input, ReLU (Figure 2 b, c). The bottleneck is a quarter of the unit's output channels.
+
+    Stride 2 applies the ReLU to the branch before the concatenation instead of after it: the
+    same values, since the unit's input (a ReLU or max-pool output) is >= 0 and so is its
+    average, but the ReLU then fuses into the conv (XNNPACK has no standalone int8 RELU).
+    """
     in_channels = x.shape[-1]
     branch_channels = out_channels - in_channels if strides == 2 else out_channels
     first_groups = groups if group_first else 1
@@ -42,11 +60,10 @@ def shuffle_unit(x, out_channels, *, groups, strides, name, group_first=True):
     y = batch_norm(y, name=f"{name}_gconv2_bn")
     if strides == 1:
         y = layers.Add(name=f"{name}_add")([x, y])
-    else:
-        shortcut = layers.AveragePooling2D(3, strides=2, padding="same",
-                                           name=f"{name}_shortcut_pool")(x)
-        y = layers.Concatenate(name=f"{name}_concat")([shortcut, y])
-    return activation(y, "relu", name=name)
+        return activation(y, "relu", name=name)
+    y = activation(y, "relu", name=name)
+    shortcut = average_pool(x, name=f"{name}_shortcut_pool")
+    return layers.Concatenate(name=f"{name}_concat")([shortcut, y])
 
 
 def build(common, *, alpha=1.0, groups=3):

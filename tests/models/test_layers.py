@@ -137,6 +137,23 @@ def test_shufflenet_v1_group_convs(groups):
     assert has_shuffle == (groups > 1)
 
 
+def test_shufflenet_v1_stride2_unit_is_the_papers():
+    """The stride-2 unit, built as ReLU(branch) next to a fixed depthwise pool, computes the
+    paper's ReLU(concat(average pool 3x3/2 of the input, branch)); padding counts as zeros."""
+    model = build_model("shufflenet_v1", input_shape=(64, 64, 3), num_classes=10)
+    pool = model.get_layer("stage4_unit1_shortcut_pool")
+    probe = keras.Model(model.inputs, [pool.input, model.get_layer("stage4_unit1_gconv2_bn").output,
+                                       model.get_layer("stage4_unit1_concat").output])
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    x, branch, ours = (t.numpy() for t in probe(images))
+    padded = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))  # "same" for stride 2, even size
+    pooled = keras.layers.AveragePooling2D(3, strides=2)(padded).numpy()  # all 9 cells counted
+    papers = np.maximum(np.concatenate([pooled, branch], axis=-1), 0)
+    assert x.min() >= 0  # the unit's input is a ReLU output
+    np.testing.assert_allclose(ours, papers, rtol=1e-5, atol=1e-5)
+    assert not pool.trainable and not any(w is pool.kernel for w in model.trainable_weights)
+
+
 def test_shufflenet_v2_stage_widths():
     for alpha, widths in [(0.5, (48, 96, 192, 1024)), (2.0, (244, 488, 976, 2048))]:
         model = build_model("shufflenet_v2", alpha=alpha)

@@ -1,0 +1,188 @@
+"""TFLite latency, size and XNNPACK partitions: our exports next to keras.applications'.
+
+    python benchmarks/tflite_latency.py [--size 224] [--runs 50] [--json out.json]
+
+Part 1 (`compare`): MobileNetV1, V2, V3 Large and V3 Small from keras.applications and from
+mobilenets, with the same weights (random, He-scaled, BatchNorm statistics taken from real
+Fashion-MNIST images; keras.applications' ImageNet weights cannot be downloaded here), so the
+two compute the same function and only the graphs differ. keras.applications' files are made
+the usual way (the TFLite converter, full-integer PTQ with int8 input and output); ours are
+`mobilenets.export_tflite` files (uint8 pixels in, float probabilities out). Both are timed in
+one process, interleaved, one model at a time.
+
+Part 2 (`families`): every family of the zoo in every export mode, 1 and 2 threads.
+
+Latency: LiteRT interpreter with its default XNNPACK delegate, batch 1, median and 90th
+percentile of `--runs` invokes after 5 warm-up runs. Absolute times on a shared 2-core machine
+are noisy: compare ratios taken in one run.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+from keras import applications  # noqa: E402
+
+from mobilenets import build_model, export_tflite, list_models  # noqa: E402
+from mobilenets import data as data_lib  # noqa: E402
+from mobilenets.config import DataConfig  # noqa: E402
+from mobilenets.export import MODES  # noqa: E402
+from mobilenets.xnnpack import delegate_partitions  # noqa: E402
+from tests.reference import copy_weights, randomize  # noqa: E402
+
+TWINS = [  # (our name, keras.applications constructor, its extra options)
+    ("mobilenet_v1", applications.MobileNet, {}),
+    ("mobilenet_v2", applications.MobileNetV2, {}),
+    ("mobilenet_v3_large", applications.MobileNetV3Large, {"include_preprocessing": False}),
+    ("mobilenet_v3_small", applications.MobileNetV3Small, {"include_preprocessing": False}),
+]
+
+
+def pixels(size, count):
+    """`count` Fashion-MNIST images (bundled sample) as RGB pixels at size x size."""
+    config = DataConfig(source="sample", full_test_set=False, crop_fraction=1.0)
+    split = data_lib.load(config).eval
+    return np.concatenate(list(data_lib.calibration_images(split, config, (size, size, 3), count)))
+
+
+def calibration(images):
+    def generate():
+        for image in images:
+            yield [image[None].astype(np.float32)]
+    return generate
+
+
+def keras_applications_int8(model, images):
+    """The usual full-integer conversion: int8 input and output."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration(images)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def keras_applications_float32(model):
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+class Timer:
+    def __init__(self, content, threads):
+        self.interpreter = Interpreter(model_content=content, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        details = self.interpreter.get_input_details()[0]
+        self.index = details["index"]
+        self.input = np.zeros(details["shape"], details["dtype"])
+        self.times = []
+
+    def once(self):
+        self.interpreter.set_tensor(self.index, self.input)
+        start = time.perf_counter()
+        self.interpreter.invoke()
+        self.times.append(1000 * (time.perf_counter() - start))
+
+
+def time_together(contents, threads, runs):
+    """Median and p90 ms of each file, timed round-robin so drift hits them alike."""
+    timers = [Timer(content, threads) for content in contents]
+    for _ in range(5):
+        for timer in timers:
+            timer.once()
+    for timer in timers:
+        timer.times.clear()
+    for _ in range(runs):
+        for timer in timers:
+            timer.once()
+    return [(statistics.median(t.times), float(np.percentile(t.times, 90))) for t in timers]
+
+
+def describe(content):
+    partitions, outside = delegate_partitions(content)
+    return {"size_mb": round(len(content) / 2**20, 2), "partitions": partitions,
+            "ops_outside_xnnpack": sorted(set(outside))}
+
+
+def compare(size, runs):
+    images = pixels(size, 32)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, constructor, options in TWINS:
+        theirs = constructor(input_shape=(size, size, 3), weights=None, **options)
+        randomize(theirs, rng, images / 127.5 - 1.0)
+        ours = build_model(name, input_shape=(size, size, 3), include_preprocessing=True)
+        copy_weights(theirs, ours)
+        files = {
+            ("ours", "float32"): export_tflite(ours, "float32"),
+            ("ours", "int8"): export_tflite(ours, "int8", calibration(images)),
+            ("keras.applications", "float32"): keras_applications_float32(theirs),
+            ("keras.applications", "int8"): keras_applications_int8(theirs, images / 127.5 - 1.0),
+        }
+        timed = time_together(list(files.values()), 1, runs)
+        for (source, mode), content, (median, p90) in zip(files, files.values(), timed):
+            rows.append({"model": name, "source": source, "mode": mode, "median_ms": median,
+                         "p90_ms": p90, **describe(content)})
+        print_compare(rows[-4:])
+    return rows
+
+
+def print_compare(rows):
+    ms = {(r["source"], r["mode"]): r for r in rows}
+    ours8, theirs8 = ms[("ours", "int8")], ms[("keras.applications", "int8")]
+    ours32 = ms[("ours", "float32")]
+    print(f"{rows[0]['model']:20s} int8 ours {ours8['median_ms']:6.2f} ms "
+          f"({ours8['partitions']} partition(s)), keras.applications {theirs8['median_ms']:6.2f} ms "
+          f"({theirs8['partitions']}): ratio {ours8['median_ms'] / theirs8['median_ms']:.2f}; "
+          f"ours int8/fp32 {ours8['median_ms'] / ours32['median_ms']:.2f}; "
+          f"fp32 ours {ours32['median_ms']:.2f} vs "
+          f"{ms[('keras.applications', 'float32')]['median_ms']:.2f} ms", flush=True)
+
+
+def families(size, runs):
+    images = pixels(size, 16)
+    rng = np.random.default_rng(1)
+    rows = []
+    for name in list_models():
+        model = build_model(name, input_shape=(size, size, 3), include_preprocessing=True)
+        randomize(model, rng, images)
+        contents = [export_tflite(model, mode, calibration(images)) for mode in MODES]
+        for threads in (1, 2):
+            for mode, content, (median, p90) in zip(MODES, contents,
+                                                    time_together(contents, threads, runs)):
+                rows.append({"model": name, "mode": mode, "threads": threads,
+                             "median_ms": median, "p90_ms": p90, **describe(content)})
+                row = rows[-1]
+                print(f"{name:20s} {mode:14s} {threads} thread(s) {median:8.2f} ms median "
+                      f"{p90:8.2f} p90 {row['size_mb']:7.2f} MB {row['partitions']} "
+                      f"partition(s) {' '.join(row['ops_outside_xnnpack'])}", flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--part", choices=["compare", "families", "all"], default="all")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    results = {}
+    if args.part in ("compare", "all"):
+        results["compare"] = compare(args.size, args.runs)
+    if args.part in ("families", "all"):
+        results["families"] = families(args.size, args.runs)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
