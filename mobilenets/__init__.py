@@ -12,4 +12,5 @@ from mobilenets.models.registry import build_model, list_models
 from mobilenets.profile import profile
 from mobilenets.training import train
 from mobilenets.version import __version__
-__all__ = ["build_model", "evaluate", "export_tflite", "list_models", "profile", "train"]
+
+__all__ = ["__version__", "build_model", "evaluate", "export_tflite", "list_models", "profile", "train"]

@@ -74,7 +74,7 @@ def train_main(argv=None):
         config = config_lib.load(args.config, args.set)
         workdir = args.workdir or pathlib.Path("runs") / pathlib.Path(args.config).stem
         metrics = train(config, workdir)
-        print(json.dumps({k: metrics[k] for k in ("top1", "top5", "train_images_per_sec")}))
+        print(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "train_images_per_sec")}))
     return _run(args, body)
 
 

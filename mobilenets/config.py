@@ -55,6 +55,7 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 1
     batch_size: int = 32  # global batch size, across replicas
+    per_replica_batch_size: int = 0  # if set, the global batch is this times the replicas
     optimizer: Literal["rmsprop", "sgd", "adam", "adamw"] = "rmsprop"
     learning_rate: float = 0.045  # for base_batch_size images per step
     base_batch_size: int = 0  # scale the learning rate by batch_size / base_batch_size (0: off)
@@ -87,6 +88,7 @@ class RuntimeConfig:
     virtual_cpus: int = 0  # split the CPU into N logical devices (mirrored tests)
     tpu_address: str = ""
     mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    sync_batch_norm: bool = False  # BatchNorm statistics over the global batch, not per replica
     jit_compile: bool = False
     threads: int = 0  # TF intra-op threads (0: TensorFlow's choice)
 
@@ -135,7 +137,7 @@ NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
                 "train.weight_decay", "train.clip_norm", "train.checkpoint_steps",
                 "train.min_learning_rate", "runtime.virtual_cpus", "runtime.threads",
                 "data.train_limit", "data.eval_limit", "export.max_drop", "export.verify_limit",
-                "train.momentum", "qat.freeze_bn_after_epochs",
+                "train.momentum", "train.per_replica_batch_size", "qat.freeze_bn_after_epochs",
                 "qat.freeze_ranges_after_epochs"}
 FRACTIONS = {"train.label_smoothing", "train.ema_decay", "train.bn_momentum",
              "data.validation_fraction", "train.rho", "data.min_crop_area",
@@ -195,6 +197,12 @@ def from_dict(data):
     _check_model(config.model)
     if config.qat.enabled and config.train.ema_decay:
         raise UserError("train.ema_decay must be 0 with qat.enabled (QAT keeps no averages)")
+    if config.runtime.strategy == "multi_worker" and config.train.ema_decay:
+        raise UserError("train.ema_decay must be 0 with runtime.strategy multi_worker (it trains "
+                        "the tf_keras twin of the model, whose averages are not carried over)")
+    if config.qat.enabled and config.runtime.mixed_precision != "float32":
+        raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
+                        "fake quantization runs in float32)")
     return config
 
 

@@ -436,10 +436,11 @@ def eval_transform(image, shape, config):
 
 
 def train_dataset(split, config, shape, num_classes, batch_size, seed, start_step=0,
-                  shard=(1, 0)):
-    """The endless training stream, batched, starting at batch `start_step`.
+                  shard=(1, 0), replica_batch=None):
+    """The endless training stream in batches of `batch_size`, starting at batch `start_step`.
 
-    `shard=(count, index)` keeps every count-th image of the stream (multi-worker training).
+    `shard=(count, index)` keeps every count-th image of the stream (one input pipeline of
+    several), batched in `replica_batch` images (default batch_size / count).
     """
     start = start_step * batch_size
     first_epoch, offset = divmod(start, len(split))
@@ -459,7 +460,8 @@ def train_dataset(split, config, shape, num_classes, batch_size, seed, start_ste
     stream = stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if config.corrupt_images == "skip":
         stream = stream.ignore_errors(log_warning=True)
-    return stream.batch(batch_size // shard[0], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return stream.batch(replica_batch or batch_size // shard[0],
+                        drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(split, config, shape, num_classes, batch_size):

@@ -33,10 +33,17 @@ def scores(probabilities, labels, class_names):
 
 
 def keras_predictions(model, dataset):
-    """(probabilities, labels) of a Keras model over a batched (images, one-hot) dataset."""
+    """(probabilities, labels) of a Keras model over a batched (images, one-hot) dataset.
+
+    The model is called directly, not through `predict`, which under a multi-worker strategy
+    is a collective step that every worker would have to join.
+    """
+    import tensorflow as tf
+
+    predict = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
     outputs, labels = [], []
     for images, one_hot in dataset:
-        outputs.append(np.asarray(model.predict_on_batch(images)))
+        outputs.append(np.asarray(predict(images)))
         labels.append(np.argmax(one_hot, axis=1))
     return np.concatenate(outputs), np.concatenate(labels)
 

@@ -214,7 +214,7 @@ def quantize(model):
 
 def decayed_weights(model):
     """Conv and dense kernels of a QAT model (depthwise kernels, biases, BN left out, as in
-    `training.decayed_weights`); tf_keras names them `<layer>/kernel`."""
+    `optimization.decayed_weights`); tf_keras names them `<layer>/kernel`."""
     return [v for v in model.trainable_variables if v.name.endswith("/kernel:0")]
 
 
@@ -226,7 +226,7 @@ def add_l2(model, kernels, factor):
 
 
 class Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
-    """A `training.LearningRate` in the form tf_keras optimizers take."""
+    """An `optimization.LearningRate` in the form tf_keras optimizers take."""
 
     def __init__(self, schedule):
         self.schedule = schedule

@@ -1,6 +1,5 @@
 """Process setup (seeds, threads, determinism, precision) and the tf.distribute strategy."""
 
-import json
 import os
 
 import keras
@@ -49,14 +48,18 @@ def strategy(runtime):
 
 
 def worker(strategy_):
-    """(number of workers, this worker's index, is chief) for the strategy in use."""
+    """(number of workers, this worker's index, is chief) for the strategy in use.
+
+    The chief is the task of type "chief" or, when the cluster has none, worker 0 (TF_CONFIG's
+    convention); it has index 0 and the workers follow.
+    """
     if not isinstance(strategy_, tf.distribute.MultiWorkerMirroredStrategy):
         return 1, 0, True
-    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
     resolver = strategy_.cluster_resolver
-    count = resolver.cluster_spec().num_tasks("worker") + resolver.cluster_spec().num_tasks(
-        "chief")
-    index = task.get("index", 0)
-    is_chief = task.get("type") == "chief" or (task.get("type") == "worker" and index == 0
-                                                and "chief" not in resolver.cluster_spec().jobs)
-    return count, index, is_chief
+    jobs = resolver.cluster_spec().as_dict()
+    has_chief = "chief" in jobs
+    count = len(jobs.get("chief", [])) + len(jobs.get("worker", []))
+    if resolver.task_type == "chief":
+        return count, 0, True
+    index = resolver.task_id + (1 if has_chief else 0)
+    return count, index, index == 0

@@ -71,8 +71,9 @@ class Common:
         if rate > 0:
             x = layers.Dropout(rate, name="dropout")(x)
         x = layers.Dense(self.num_classes, name="logits")(x)
-        if self.classifier_activation is not None:
-            x = layers.Activation(self.classifier_activation, name="predictions")(x)
+        if self.classifier_activation is not None:  # float32 under mixed precision too
+            x = layers.Activation(self.classifier_activation, name="predictions",
+                                  dtype="float32")(x)
         return x
 
     def finish(self, inputs, features, *, name, default_dropout=0.0, pre_logits=None):

@@ -1,0 +1,217 @@
+"""Training throughput, input pipeline speed and peak memory.
+
+    python benchmarks/training_throughput.py [--size 160] [--steps 30] [--json out.json]
+
+1. Training (img/s): `mobilenets.train` (data pipeline from the bundled Fashion-MNIST sample
+   resized to the input, flips, checkpoints, CSV/TensorBoard logs, throughput callback) against
+   keras.applications' MobileNetV2 1.0 and plain `model.fit` on in-memory tensors: same
+   architecture, batch, optimizer (SGD) and metrics, timed alike (from the end of each epoch's
+   first batch to its last), alternated twice in one process.
+2. Input pipeline alone (img/s) at 224 px with the training augmentation (Inception crop and
+   flip) from an image folder of JPEGs and from TFRecord files (the tfds layout), against the
+   rate at which training consumes images at 224.
+3. Peak memory (RSS) of a training run and of an int8 conversion, each in its own process.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mobilenets import config as config_lib  # noqa: E402
+from mobilenets import data as data_lib  # noqa: E402
+from mobilenets.training import train  # noqa: E402
+
+BATCH = 32
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Images per second from the end of the first batch to the last (as `Throughput`)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first, self.batches = None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        else:
+            self.batches += 1
+            self.last = now
+
+    @property
+    def rate(self):
+        return self.batches * BATCH / (self.last - self.first)
+
+
+def ours(size, steps, workdir):
+    config = config_lib.from_dict({
+        "model": {"name": "mobilenet_v2", "input_shape": [size, size, 3]},
+        "data": {"source": "sample", "augment": "flip", "crop_fraction": 1.0,
+                 "train_limit": BATCH * (steps + 1), "eval_limit": BATCH, "full_test_set": False},
+        "train": {"epochs": 1, "batch_size": BATCH, "optimizer": "sgd", "schedule": "constant",
+                  "learning_rate": 0.01},
+        "export": {"modes": []}})
+    return train(config, workdir)["train_images_per_sec"]
+
+
+def keras_applications(size, steps):
+    model = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None,
+                                           classes=10)
+    model.compile(keras.optimizers.SGD(0.01), "categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5)])
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(-1, 1, (BATCH * (steps + 1), size, size, 3)).astype("float32"))
+    y = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, BATCH * (steps + 1))])
+    timer = EpochTimer()
+    model.fit(x, y, batch_size=BATCH, epochs=1, callbacks=[timer], verbose=0)
+    return timer.rate
+
+
+def training(size, steps):
+    rows = {"ours": [], "keras.applications + fit": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(2):
+            rows["keras.applications + fit"].append(keras_applications(size, steps))
+            rows["ours"].append(ours(size, steps, pathlib.Path(tmp) / f"run{round_}"))
+            print(f"round {round_ + 1}: ours {rows['ours'][-1]:.1f} img/s, keras.applications "
+                  f"+ fit {rows['keras.applications + fit'][-1]:.1f} img/s", flush=True)
+    best = {name: max(rates) for name, rates in rows.items()}
+    ratio = best["ours"] / best["keras.applications + fit"]
+    print(f"training MobileNetV2 1.0 at {size}x{size}, batch {BATCH}: ours {best['ours']:.1f} "
+          f"img/s, keras.applications + fit {best['keras.applications + fit']:.1f} img/s, "
+          f"ratio {ratio:.2f}", flush=True)
+    return {"size": size, "rates": rows, "best": best, "ratio": ratio}
+
+
+def jpeg_folder(root, count, size):
+    """`count` Fashion-MNIST sample images as size x size RGB JPEGs, one folder per class."""
+    split = data_lib.load(config_lib.DataConfig(source="sample", full_test_set=False)).train
+    for index in range(count):
+        image = tf.image.resize(tf.image.grayscale_to_rgb(split.arrays[index]), (size, size))
+        folder = root / str(split.labels[index])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index}.jpg").write_bytes(
+            tf.io.encode_jpeg(tf.cast(image, tf.uint8), quality=90).numpy())
+
+
+def tfrecords(root, folder):
+    """The JPEG folder as TFRecord files of tf.train.Examples (the tfds layout), 4 shards."""
+    paths = sorted(folder.rglob("*.jpg"))
+    writers = [tf.io.TFRecordWriter(str(root / f"train.tfrecord-{i:05d}")) for i in range(4)]
+    for index, path in enumerate(paths):
+        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(
+                       value=[path.read_bytes()])),
+                   "label": tf.train.Feature(int64_list=tf.train.Int64List(
+                       value=[int(path.parent.name)]))}
+        example = tf.train.Example(features=tf.train.Features(feature=feature))
+        writers[index % 4].write(example.SerializeToString())
+    for writer in writers:
+        writer.close()
+    spec = {"image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(serialized):
+        example = tf.io.parse_single_example(serialized, spec)
+        return example["image"], tf.cast(example["label"], tf.int32)
+    return data_lib.RecordSplit(files=[str(p) for p in sorted(root.glob("*.tfrecord-*"))],
+                                count=len(paths), parse=parse, shuffle_buffer=1000)
+
+
+def pipeline_rate(split, batches, size):
+    config = config_lib.DataConfig(augment="inception")
+    stream = data_lib.train_dataset(split, config, (size, size, 3), 10, BATCH, seed=0)
+    iterator = iter(stream)
+    next(iterator)  # warm-up: tracing and the first decodes
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def input_pipeline(count=2000, size=224, batches=60):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        jpeg_folder(root / "images", count, 256)
+        folder_config = config_lib.DataConfig(source="folder", dir=str(root / "images"),
+                                              validation_fraction=0.05)
+        folder = data_lib.load(folder_config).train
+        (root / "records").mkdir()
+        records = tfrecords(root / "records", root / "images")
+        rates = {"image folder (JPEG, in memory)": pipeline_rate(folder, batches, size),
+                 "TFRecord files (tfds layout)": pipeline_rate(records, batches, size)}
+    for name, rate in rates.items():
+        print(f"input pipeline at {size}x{size}, inception crop + flip, {name}: {rate:.0f} "
+              "img/s", flush=True)
+    return rates
+
+
+PEAK = """
+import resource, sys
+sys.argv = {argv!r}
+{body}
+print("PEAK_RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def peak_rss(body, argv=()):
+    code = PEAK.format(argv=["x", *argv], body=body)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.split("PEAK_RSS_MB")[-1])
+
+
+def memory(size):
+    with tempfile.TemporaryDirectory() as tmp:
+        training_mb = peak_rss(
+            "from mobilenets.cli import train_main; train_main()",
+            ["--config", str(ROOT / "experiments/quickstart.yaml"), "--workdir", tmp,
+             "--set", f"model.input_shape=[{size},{size},3]", "--set", "model.alpha=1.0",
+             "--set", "data.train_limit=640", "--set", "data.eval_limit=64",
+             "--set", "data.full_test_set=false", "--set", "train.epochs=1",
+             "--set", "train.batch_size=32", "--set", "export.modes=[]"])
+        conversion_mb = peak_rss(f"""
+import numpy as np
+from mobilenets import build_model, export_tflite
+model = build_model("mobilenet_v2", input_shape=({size}, {size}, 3), include_preprocessing=True)
+images = np.random.default_rng(0).uniform(0, 255, (20, {size}, {size}, 3)).astype("float32")
+export_tflite(model, "int8", lambda: ([image[None]] for image in images))
+""")
+    print(f"peak RSS, MobileNetV2 1.0 at {size}x{size}: training (batch 32) {training_mb:.0f} MB, "
+          f"int8 conversion {conversion_mb:.0f} MB", flush=True)
+    return {"training_mb": training_mb, "int8_conversion_mb": conversion_mb}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=160, help="training benchmark input size")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--part", choices=["training", "pipeline", "memory", "all"],
+                        default="all")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    results = {}
+    if args.part in ("training", "all"):
+        results["training"] = training(args.size, args.steps)
+    if args.part in ("pipeline", "all"):
+        results["input_pipeline"] = input_pipeline()
+    if args.part in ("memory", "all"):
+        results["peak_memory"] = memory(args.size)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
