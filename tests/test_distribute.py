@@ -14,7 +14,6 @@ import sys
 
 import keras
 import numpy as np
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = """
