@@ -18,6 +18,8 @@ are noisy: compare ratios taken in one run.
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import pathlib
@@ -70,11 +72,13 @@ def keras_applications_int8(model, images):
     converter.representative_dataset = calibration(images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int8
-    return converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the SavedModel it writes
+        return converter.convert()
 
 
 def keras_applications_float32(model):
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 class Timer:

@@ -218,14 +218,14 @@ def export_model(config, model_path, workdir=None, modes=None):
     from mobilenets.evaluate import load_model
 
     path = pathlib.Path(model_path)
-    model = load_model(path)
+    for mode in modes or ():
+        if mode not in MODES:
+            raise UserError(f"--modes: unknown mode {mode!r}; valid: {', '.join(MODES)}")
     qat_model = path.suffix == ".h5"
-    if modes and qat_model and list(modes) != ["qat_int8"]:
-        raise UserError(f"--model {path} is a QAT model: it exports as qat_int8 only")
-    if modes:
-        for mode in modes:
-            if mode not in MODES and mode != "qat_int8":
-                raise UserError(f"--modes: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if qat_model and modes and list(modes) != ["int8"]:
+        raise UserError(f"--model {path} is a QAT model: it exports to int8 only "
+                        "(model_qat_int8.tflite)")
+    model = load_model(path)
     runtime.setup(config.runtime, config.train)
     data = data_lib.load(config.data, seed=config.train.seed)
     if len(data.class_names) != model.output_shape[-1]:
