@@ -2,8 +2,9 @@
 
     python benchmarks/results_table.py [--runs runs]
 
-For each family with a `runs/fashion_mnist_<family>/` run (experiments/fashion_mnist_<family>.yaml)
-and, if present, its QAT run `runs/fashion_mnist_<family>_qat/` (experiments/fashion_mnist_qat.yaml):
+For each family with a `runs/fashion_mnist_<family>/` run (from
+experiments/fashion_mnist_<family>.yaml) and, if present, its QAT run
+`runs/fashion_mnist_<family>_qat/` (from experiments/fashion_mnist_qat.yaml):
 parameters and multiply-adds at the run's input size, float top-1 (Keras), PTQ int8 top-1,
 QAT int8 top-1, the int8 file's size and median latency (LiteRT, 1 thread, measured during
 export verification), and the float run's training time on this machine. Prints Markdown.

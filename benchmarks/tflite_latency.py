@@ -145,7 +145,8 @@ def print_compare(rows):
     ours8, theirs8 = ms[("ours", "int8")], ms[("keras.applications", "int8")]
     ours32 = ms[("ours", "float32")]
     print(f"{rows[0]['model']:20s} int8 ours {ours8['median_ms']:6.2f} ms "
-          f"({ours8['partitions']} partition(s)), keras.applications {theirs8['median_ms']:6.2f} ms "
+          f"({ours8['partitions']} partition(s)), keras.applications "
+          f"{theirs8['median_ms']:6.2f} ms "
           f"({theirs8['partitions']}): ratio {ours8['median_ms'] / theirs8['median_ms']:.2f}; "
           f"ours int8/fp32 {ours8['median_ms'] / ours32['median_ms']:.2f}; "
           f"fp32 ours {ours32['median_ms']:.2f} vs "

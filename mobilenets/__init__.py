@@ -13,4 +13,5 @@ from mobilenets.profile import profile
 from mobilenets.training import train
 from mobilenets.version import __version__
 
-__all__ = ["__version__", "build_model", "evaluate", "export_tflite", "list_models", "profile", "train"]
+__all__ = ["__version__", "build_model", "evaluate", "export_tflite", "list_models", "profile",
+           "train"]

@@ -17,7 +17,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
 quantize_keras = tfmot.quantization.keras
 
 # Config keys that carry no information once the weights are copied (or that tf_keras sets
-# itself): initializers, regularizers, constraints and the dtype policy.
+# itself): initializers, regularizers and constraints. The dtype policy is passed by name.
 _DROPPED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 _DROPPED_KEYS = {"dtype", "build_config", "quantization_config"}
 
@@ -61,7 +61,8 @@ def twin(model):
             continue
         cls = _TWIN_CLASSES.get(type(layer).__name__) or getattr(
             tf_keras.layers, type(layer).__name__)
-        copy = cls(**_twin_config(cls, config, layer.name))
+        # The policy by name: mixed precision carries over, the float32 softmax stays float32.
+        copy = cls(**_twin_config(cls, config, layer.name), dtype=layer.dtype_policy.name)
         inputs = layer.input
         if isinstance(inputs, (list, tuple)):
             outputs = copy([tensors[id(t)] for t in inputs])

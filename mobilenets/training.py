@@ -84,6 +84,7 @@ def train(config, workdir):
     strategy = runtime.strategy(config.runtime)
     workers, worker_index, chief = runtime.worker(strategy)
     workdir = prepare_workdir(workdir) if chief else pathlib.Path(workdir)
+    scratch = None if chief else worker_scratch(workdir, worker_index)  # a worker's own folder
     data = data_lib.load(config.data, seed=config.train.seed)
     num_classes = check_classes(config.model, data.class_names)
     shape = tuple(config.model.input_shape)
@@ -125,7 +126,7 @@ def train(config, workdir):
                  ", dynamic loss scaling" if scaled else "")
     checkpointer = Checkpointer(
         workdir / "checkpoints", config.train.checkpoint_steps, config.train.keep_checkpoints,
-        target=trained, save_directory=None if chief else worker_scratch(workdir, worker_index) / "checkpoints")
+        target=trained, save_directory=scratch and scratch / "checkpoints")
     start = checkpointer.restore(trained)
     total = steps_per_epoch * config.train.epochs
     if start:
@@ -188,10 +189,10 @@ def train(config, workdir):
             layer.set_weights(trained.get_layer(layer.name).get_weights())
     if config.runtime.mixed_precision != "float32":
         model = float32_copy(model)
-    save_model(model, workdir if chief else worker_scratch(workdir, worker_index), config.qat.enabled)
+    save_model(model, scratch or workdir, config.qat.enabled)
     if not chief:
         log.info("worker %d done; its final model is in %s (the chief writes %s)",
-                 worker_index, worker_scratch(workdir, worker_index), workdir)
+                 worker_index, scratch, workdir)
         return {"top1": None, "top5": None, "train_images_per_sec": throughput.images_per_second}
 
     probabilities, labels = evaluation.keras_predictions(model, evaluation_data)
