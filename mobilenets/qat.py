@@ -7,6 +7,7 @@ below for what its registry lacks. The model builders are never written twice.
 """
 
 import inspect
+import warnings
 
 import tensorflow as tf
 import tf_keras
@@ -347,7 +348,9 @@ def save(quantized, path):
     for layer in frozen:
         layer.trainable = True
     try:
-        quantized.save(path)
+        with warnings.catch_warnings():  # h5 is the one format tf_keras reloads tfmot models from
+            warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save")
+            quantized.save(path)
     finally:
         for layer in frozen:
             layer.trainable = False
