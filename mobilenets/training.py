@@ -9,6 +9,7 @@ import logging
 import pathlib
 import sys
 import time
+import warnings
 
 import keras
 import tf_keras
@@ -155,9 +156,14 @@ def train(config, workdir):
         if trained is not model:
             hooks = [qat.KerasCallback(h) if isinstance(h, keras.callbacks.Callback) else h
                      for h in hooks]
-        fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
-                   shuffle=False, validation_data=evaluation_data, callbacks=hooks,
-                   verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, lines in logs
+        with warnings.catch_warnings():
+            # The training stream is endless, so "Your input ran out of data" can only come
+            # from the first pass over the validation set, whose length Keras learns then
+            # (fixed upstream by keras#23360).
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
+                       shuffle=False, validation_data=evaluation_data, callbacks=hooks,
+                       verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, else lines
 
     started = time.perf_counter()
     epoch, step_in_epoch = divmod(start, steps_per_epoch)
