@@ -19,6 +19,8 @@ class Checkpointer(keras.callbacks.Callback):
     """Saves model and optimizer state (EMA and step included) every `every_steps` steps and
     at each epoch end, atomically, keeping the last `keep`; tracks the best model by
     validation accuracy. `restore` resumes from the newest checkpoint that loads.
+    `seconds` is the training time of the whole run, earlier sessions included (each counted
+    up to its last checkpoint).
 
     `target` is the model saved (default: the model being fit); a QAT run whose ranges are
     frozen fits a wrapper around its model and saves the model itself. `save_directory`
@@ -36,6 +38,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.best = -1.0
         self.diverged = False
         self._last_saved = None
+        self._earlier_seconds, self._started = 0.0, None
 
     def checkpoints(self):
         return sorted(self.directory.glob("ckpt-*.weights.h5"))
@@ -44,7 +47,9 @@ class Checkpointer(keras.callbacks.Callback):
         """Loads the newest readable checkpoint; returns its global step (0 if none)."""
         state_file = self.directory / "state.json"
         if state_file.is_file():
-            self.best = json.loads(state_file.read_text()).get("best", -1.0)
+            state = json.loads(state_file.read_text())
+            self.best = state.get("best", -1.0)
+            self._earlier_seconds = state.get("seconds", 0.0)
         checkpoints = self.checkpoints()
         for path in reversed(checkpoints):
             try:
@@ -60,6 +65,15 @@ class Checkpointer(keras.callbacks.Callback):
                             "started with another model config?); use another --workdir or "
                             "move the checkpoints away")
         return 0
+
+    @property
+    def seconds(self):
+        started = self._started
+        return self._earlier_seconds + (time.perf_counter() - started if started else 0.0)
+
+    def on_train_begin(self, logs=None):
+        if self._started is None:  # the first of this session's fits
+            self._started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps and self.step % self.every_steps == 0:
@@ -97,7 +111,8 @@ class Checkpointer(keras.callbacks.Callback):
 
     def _write_state(self):
         files.write_json(self.save_directory / "state.json",
-                         {"step": self._last_saved, "best": self.best})
+                         {"step": self._last_saved, "best": self.best,
+                          "seconds": round(self.seconds, 1)})
 
 
 class ema_weights:  # noqa: N801 - a context manager used like a function

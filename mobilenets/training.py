@@ -8,7 +8,6 @@ import json
 import logging
 import pathlib
 import sys
-import time
 import warnings
 
 import keras
@@ -165,7 +164,6 @@ def train(config, workdir):
                        shuffle=False, validation_data=evaluation_data, callbacks=hooks,
                        verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, else lines
 
-    started = time.perf_counter()
     epoch, step_in_epoch = divmod(start, steps_per_epoch)
     if start < total and step_in_epoch:  # finish the interrupted epoch first
         keep = KeepLiveWeights()
@@ -187,7 +185,6 @@ def train(config, workdir):
             f"the loss became NaN or infinite at step {guard.bad_step}; the last good "
             f"checkpoint is {last[-1] if last else 'none'}. Try a lower train.learning_rate, "
             "train.warmup_epochs, or train.clip_norm (e.g. 1.0), then run the same command.")
-    train_seconds = time.perf_counter() - started
     if config.qat.enabled:
         model = trained
     elif trained is not model:  # the trained twin's weights back into the Keras 3 model
@@ -208,7 +205,7 @@ def train(config, workdir):
                               or previous.get("train_images_per_sec")),
         replicas=replicas, workers=workers, global_batch_size=batch,
         per_replica_batch_size=batch // replicas, epochs=config.train.epochs, steps=total,
-        train_seconds=round(train_seconds, 1), train_images=len(data.train),
+        train_seconds=round(checkpointer.seconds, 1), train_images=len(data.train),
         eval_images=len(data.eval))
     files.write_json(workdir / "metrics.json", metrics)
     evaluation.plot_history(workdir / "history.csv", workdir / "training_curve.png")

@@ -98,7 +98,11 @@ def test_more_epochs_resume_a_finished_run(run, tmp_path, caplog):
     # The endless training stream never runs out; Keras must not say it did.
     assert not [w for w in caught if "ran out of data" in str(w.message)]
     assert [row["epoch"] for row in history(copy)] == ["0", "1", "2"]
-    assert json.loads((copy / "metrics.json").read_text())["steps"] == 3 * STEPS_PER_EPOCH
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["steps"] == 3 * STEPS_PER_EPOCH
+    # Training time adds up over sessions: the first two epochs' time is counted in.
+    assert metrics["train_seconds"] > json.loads((workdir / "metrics.json").read_text())[
+        "train_seconds"]
 
 
 def test_mid_epoch_resume_ends_where_an_uninterrupted_run_does(run, tmp_path, caplog):
