@@ -4,8 +4,9 @@
 
 For each finished `runs/fashion_mnist_*/` run (experiments/fashion_mnist_*.yaml) and, if
 present, its QAT run `runs/fashion_mnist_*_qat/` (experiments/fashion_mnist_qat.yaml):
-parameters and multiply-adds at the run's input size, float top-1 (Keras), PTQ int8 top-1,
-QAT int8 top-1, the int8 file's size and median latency (LiteRT, 1 thread, measured during
+parameters and multiply-adds at the run's input size, float top-1 (Keras), PTQ int8 top-1
+(and its top-1 agreement with the float model), QAT int8 top-1 (and its agreement with the QAT
+Keras model), the PTQ int8 file's size and median latency (LiteRT, 1 thread, measured during
 export verification), and the float run's training time on this machine. Prints Markdown.
 """
 
@@ -39,12 +40,13 @@ def row(run):
                                  num_classes=10, **model["options"]))
     int8 = report["files"]["model_int8.tflite"]
     qat = read(run.with_name(run.name + "_qat") / "export/report.json")
+    qat = qat["files"]["model_qat_int8.tflite"] if qat else None
     variant = run.name.removeprefix(f"fashion_mnist_{name}").strip("_")
     return {
         "model": f"{name} {model['alpha']:g}" + (f" ({variant})" if variant else ""),
         "params": counts["params"], "macs": counts["macs"], "float": metrics["top1"],
         "ptq": int8["top1"], "agreement": int8["agreement"],
-        "qat": qat["files"]["model_qat_int8.tflite"]["top1"] if qat else None,
+        "qat": qat,
         "int8_mb": int8["size_mb"], "int8_ms": int8["median_latency_ms"],
         "epochs": metrics["epochs"], "augment": config["data"]["augment"],
         "hours": metrics["train_seconds"] / 3600,
@@ -59,10 +61,11 @@ def main():
                   if p.is_dir() and not p.name.endswith("_qat"))
     rows = [r for r in map(row, runs) if r]
     print("| model (32x32x1) | params | MACs | float top-1 | PTQ int8 top-1 (agreement) | "
-          "QAT int8 top-1 | int8 size | int8 latency | training |")
+          "QAT int8 top-1 (agreement) | int8 size | int8 latency | training |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        qat = f"{r['qat']:.4f}" if r["qat"] is not None else "-"
+        qat = (f"{r['qat']['top1']:.4f} ({100 * r['qat']['agreement']:.1f}%)"
+               if r["qat"] else "-")
         print(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | "
               f"{r['float']:.4f} | {r['ptq']:.4f} ({100 * (r['ptq'] - r['float']):+.2f}; "
               f"{100 * r['agreement']:.1f}%) | {qat} | {r['int8_mb']:.2f} MB | "
