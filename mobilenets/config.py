@@ -200,6 +200,9 @@ def from_dict(data):
     if config.runtime.strategy == "multi_worker" and config.train.ema_decay:
         raise UserError("train.ema_decay must be 0 with runtime.strategy multi_worker (it trains "
                         "the tf_keras twin of the model, whose averages are not carried over)")
+    if config.qat.enabled and config.export.int8_output != "float32":
+        raise UserError("export.int8_output must be float32 with qat.enabled (a QAT file's "
+                        "classifier and softmax run in float)")
     if config.qat.enabled and config.runtime.mixed_precision != "float32":
         raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
                         "fake quantization runs in float32)")

@@ -53,7 +53,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
       mode: "float32", "float16", "dynamic_range", "int8" (full integer, per-channel weights) or
         "int16x8" (int16 activations, int8 weights).
       representative_dataset: for int8 and int16x8, a callable yielding lists of float32
-        input batches (the TFLite converter's calibration data).
+        input batches (the TFLite converter's calibration data). Not used for a QAT model,
+        whose int8 file takes every range from the model's own quantizers.
       int8_input: int8 mode input type, "uint8", "int8" or "float32". Default "uint8"; for a
         model whose first layer rescales [0, 255] pixels (`include_preprocessing`) the uint8
         input then takes raw pixels: scale 1, zero point 0.
@@ -67,12 +68,18 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     int8_input = int8_input or "uint8"
     pixels = mode == "int8" and int8_input == "uint8" and takes_pixels(model)
     quantized = mode in ("int8", "int16x8")
-    if quantized and representative_dataset is None:
+    if quantized and representative_dataset is None and not is_qat(model):
         raise ValueError(f"{mode} export needs a representative_dataset")
+    if is_qat(model) and int8_output != "float32":
+        raise ValueError("a QAT model's int8 file returns float32 probabilities (its "
+                         "classifier and softmax run in float), not int8_output=" + int8_output)
     if float_layers and not quantized:
         raise ValueError(f"float_layers applies to int8 and int16x8, not {mode}")
 
     def converter():
+        if mode == "int8" and is_qat(model):
+            return _qat_configured(model, tf.float32 if pixels else IO_TYPES[int8_input],
+                                   IO_TYPES[int8_output])
         return _configured(model, mode, representative_dataset,
                            tf.float32 if pixels else IO_TYPES[int8_input], IO_TYPES[int8_output])
 
@@ -111,6 +118,22 @@ def _configured(model, mode, representative_dataset, input_type=tf.float32,
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return converter
+
+
+def _qat_configured(model, input_type, output_type):
+    """A converter for a QAT model's int8 file: every int8 range is the one the QAT model
+    trained with (no calibration), and the ops it leaves unquantized (the classifier) stay
+    float."""
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = input_type
+    converter.inference_output_type = output_type
+    return converter
+
+
+def is_qat(model):
+    """True for a quantization-aware (tfmot) model."""
+    return any(type(layer).__name__ == "QuantizeWrapperV2" for layer in model.layers)
 
 
 def quantization_report(model, mode, representative_dataset, debug_dataset):

@@ -72,3 +72,37 @@ def test_depthwise_kernels_are_quantized_per_channel():
 def test_an_option_tf_keras_lacks_is_an_error_not_dropped():
     with pytest.raises(ValueError, match="no option 'strange_option'"):
         qat._twin_config(tf_keras.layers.Dense, {"units": 2, "strange_option": 3}, "logits")
+
+
+def _ops(content):
+    """(op name, output dtype name) of every op of a .tflite file, in order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    dtypes = {t["index"]: t["dtype"].__name__ for t in interpreter.get_tensor_details()}
+    return [(op["op_name"], dtypes[op["outputs"][0]]) for op in interpreter._get_ops_details()]
+
+
+def test_the_dense_classifier_stays_float_in_qat_and_in_the_int8_file():
+    model, images = small("mobilenet_v2")
+    quantized = qat.quantize(model)
+    ranges = {layer.layer.name: [w.name.split("/")[-1] for w in layer.non_trainable_weights]
+              for layer in quantized.layers if hasattr(layer, "layer")}
+    assert ranges["logits"] == ["optimizer_step:0"]  # no kernel or output quantizer
+    assert "output_min:0" in ranges["avg_pool"]
+    qat.init_ranges(quantized, model, [[images]])
+    content = export_tflite(quantized, "int8")  # a QAT model needs no calibration images
+    ops = _ops(content)
+    first = ops.index(("QUANTIZE", "int8"), 2)  # after uint8 -> float and the input's own range
+    # The [0, 255] -> [-1, 1] normalization runs in float, as in the QAT model; then everything
+    # is int8 up to the pooled features, and the classifier and softmax are float.
+    assert ops[first - 2:first] == [("MUL", "float32"), ("ADD", "float32")]
+    assert ops[-3:] == [("DEQUANTIZE", "float32"), ("FULLY_CONNECTED", "float32"),
+                        ("SOFTMAX", "float32")]
+    assert all(dtype == "int8" for _, dtype in ops[first:-3])
+    assert delegate_partitions(content) == (1, [])
+
+
+def test_squeezenet_keeps_its_conv_classifier_in_int8():
+    model, _ = small("squeezenet")
+    assert qat.float_classifier(qat.twin(model)) == set()

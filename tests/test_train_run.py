@@ -145,6 +145,8 @@ def test_nan_loss_stops_with_exit_1_and_keeps_good_checkpoints(run, tmp_path, ca
     (["train.batch_sise=8"], r"unknown config key train.batch_sise \(did you mean "
                              r"train.batch_size\?\)"),
     (["qat.enabled=true"], r"train.ema_decay must be 0 with qat.enabled"),
+    (["qat.enabled=true", "train.ema_decay=0", "export.int8_output=int8"],
+     r"export.int8_output must be float32 with qat.enabled"),
 ])
 def test_user_errors_exit_2_with_one_line(run, tmp_path, capsys, overrides, message):
     config, _ = run
