@@ -5,8 +5,8 @@
 For each finished `runs/fashion_mnist_*/` run (experiments/fashion_mnist_*.yaml) and, if
 present, its QAT run `runs/fashion_mnist_*_qat/` (experiments/fashion_mnist_qat.yaml):
 parameters and multiply-adds at the run's input size, float top-1 (Keras), PTQ int8 top-1
-(and its top-1 agreement with the float model), QAT int8 top-1 (and its agreement with the QAT
-Keras model), the PTQ int8 file's size and median latency (LiteRT, 1 thread, measured during
+(and its top-1 agreement with the float model), QAT int8 top-1 (its agreement with the QAT
+Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread, measured during
 export verification), and the float run's training time on this machine. Prints Markdown.
 """
 
@@ -39,8 +39,9 @@ def row(run):
     counts = profile(build_model(name, alpha=model["alpha"], input_shape=tuple(model["input_shape"]),
                                  num_classes=10, **model["options"]))
     int8 = report["files"]["model_int8.tflite"]
-    qat = read(run.with_name(run.name + "_qat") / "export/report.json")
-    qat = qat["files"]["model_qat_int8.tflite"] if qat else None
+    qat_run = run.with_name(run.name + "_qat")
+    qat, qat_metrics = read(qat_run / "export/report.json"), read(qat_run / "metrics.json")
+    qat = {**qat["files"]["model_qat_int8.tflite"], "epochs": qat_metrics["epochs"]} if qat else None
     variant = run.name.removeprefix(f"fashion_mnist_{name}").strip("_")
     return {
         "model": f"{name} {model['alpha']:g}" + (f" ({variant})" if variant else ""),
@@ -64,8 +65,8 @@ def main():
           "QAT int8 top-1 (agreement) | int8 size | int8 latency | training |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        qat = (f"{r['qat']['top1']:.4f} ({100 * r['qat']['agreement']:.1f}%)"
-               if r["qat"] else "-")
+        qat = (f"{r['qat']['top1']:.4f} ({100 * r['qat']['agreement']:.1f}%; "
+               f"{r['qat']['epochs']} ep)" if r["qat"] else "-")
         print(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | "
               f"{r['float']:.4f} | {r['ptq']:.4f} ({100 * (r['ptq'] - r['float']):+.2f}; "
               f"{100 * r['agreement']:.1f}%) | {qat} | {r['int8_mb']:.2f} MB | "
