@@ -71,8 +71,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     if quantized and representative_dataset is None and not is_qat(model):
         raise ValueError(f"{mode} export needs a representative_dataset")
     if is_qat(model) and int8_output != "float32":
-        raise ValueError("a QAT model's int8 file returns float32 probabilities (its "
-                         "classifier and softmax run in float), not int8_output=" + int8_output)
+        raise ValueError("export.int8_output: a QAT model's int8 file returns float32 "
+                         "probabilities (its classifier and softmax run in float), not "
+                         + int8_output)
     if float_layers and not quantized:
         raise ValueError(f"float_layers applies to int8 and int16x8, not {mode}")
 
@@ -202,7 +203,7 @@ def run(model, config, data, workdir, modes=None, reference=None):
                 int8_output=settings.int8_output,
                 float_layers=settings.float_layers if quantized and name == mode else ())
         except ValueError as error:
-            if "float_layers" in str(error):
+            if str(error).startswith(("export.", "float_layers")):
                 raise UserError(str(error)) from None
             raise
         if settings.metadata:

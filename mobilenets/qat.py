@@ -173,8 +173,8 @@ class OutputQuantizeConfig(quantize_keras.QuantizeConfig):
 
 class NoOpQuantizeConfig(OutputQuantizeConfig):
     """Nothing quantized: the `+3` shift of hard-swish / hard-sigmoid, which the converter
-    fuses with the ReLU6 after it (that ReLU6's output carries the range), and channel splits,
-    whose outputs keep their input's range."""
+    fuses with the ReLU6 after it (that ReLU6's output carries the range), channel splits,
+    whose outputs keep their input's range, and the float classifier (`float_classifier`)."""
 
     def get_output_quantizers(self, layer):
         return []
@@ -191,9 +191,8 @@ CUSTOM_OBJECTS = {
 
 def _quantize_config(layer, float_names=()):
     """Our QuantizeConfig for `layer`, or None to leave it to tfmot's registry."""
-    if layer.name in float_names:
-        return NoOpQuantizeConfig()
-    if isinstance(layer, ChannelSplit) or layer.name.endswith("_shift"):
+    if (layer.name in float_names or isinstance(layer, ChannelSplit)
+            or layer.name.endswith("_shift")):
         return NoOpQuantizeConfig()
     if isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply)):
         return OutputQuantizeConfig()

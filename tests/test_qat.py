@@ -101,6 +101,8 @@ def test_the_dense_classifier_stays_float_in_qat_and_in_the_int8_file():
                         ("SOFTMAX", "float32")]
     assert all(dtype == "int8" for _, dtype in ops[first:-3])
     assert delegate_partitions(content) == (1, [])
+    with pytest.raises(ValueError, match="export.int8_output: a QAT model's int8 file returns"):
+        export_tflite(quantized, "int8", int8_output="int8")
 
 
 def test_squeezenet_keeps_its_conv_classifier_in_int8():
