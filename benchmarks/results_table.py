@@ -6,8 +6,9 @@ For each finished `runs/fashion_mnist_*/` run (experiments/fashion_mnist_*.yaml)
 present, its QAT run `runs/fashion_mnist_*_qat/` (experiments/fashion_mnist_qat.yaml):
 parameters and multiply-adds at the run's input size, float top-1 (Keras), PTQ int8 top-1
 (and its top-1 agreement with the float model), QAT int8 top-1 (its agreement with the QAT
-Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread, measured during
-export verification), and the float run's training time on this machine. Prints Markdown.
+Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread,
+measured during export verification), and the float run's training time on this machine.
+Prints Markdown.
 """
 
 import argparse

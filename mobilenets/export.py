@@ -68,9 +68,10 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     int8_input = int8_input or "uint8"
     pixels = mode == "int8" and int8_input == "uint8" and takes_pixels(model)
     quantized = mode in ("int8", "int16x8")
-    if quantized and representative_dataset is None and not is_qat(model):
+    qat_model = is_qat(model)
+    if quantized and representative_dataset is None and not qat_model:
         raise ValueError(f"{mode} export needs a representative_dataset")
-    if is_qat(model) and int8_output != "float32":
+    if qat_model and int8_output != "float32":
         raise ValueError("export.int8_output: a QAT model's int8 file returns float32 "
                          "probabilities (its classifier and softmax run in float), not "
                          + int8_output)
@@ -78,7 +79,7 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         raise ValueError(f"float_layers applies to int8 and int16x8, not {mode}")
 
     def converter():
-        if mode == "int8" and is_qat(model):
+        if mode == "int8" and qat_model:
             return _qat_configured(model, tf.float32 if pixels else IO_TYPES[int8_input],
                                    IO_TYPES[int8_output])
         return _configured(model, mode, representative_dataset,
