@@ -4,10 +4,11 @@
 
 For each finished `runs/fashion_mnist_*/` run (experiments/fashion_mnist_*.yaml) and, if
 present, its QAT run `runs/fashion_mnist_*_qat/` (experiments/fashion_mnist_qat.yaml):
-parameters and multiply-adds at the run's input size, float top-1 (Keras), PTQ int8 top-1
+the input size, parameters and multiply-adds at that size, float top-1 (Keras), PTQ int8 top-1
 (and its top-1 agreement with the float model), QAT int8 top-1 (its agreement with the QAT
 Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread,
-measured during export verification), and the float run's training time on this machine.
+measured during export verification), and the float run's training time on this machine
+(and the run it was fine-tuned from, if any).
 Prints Markdown.
 """
 
@@ -46,12 +47,14 @@ def row(run):
     variant = run.name.removeprefix(f"fashion_mnist_{name}").strip("_")
     return {
         "model": f"{name} {model['alpha']:g}" + (f" ({variant})" if variant else ""),
+        "input": "x".join(map(str, model["input_shape"])),
         "params": counts["params"], "macs": counts["macs"], "float": metrics["top1"],
         "ptq": int8["top1"], "agreement": int8["agreement"],
         "qat": qat,
         "int8_mb": int8["size_mb"], "int8_ms": int8["median_latency_ms"],
         "epochs": metrics["epochs"], "augment": config["data"]["augment"],
         "hours": metrics["train_seconds"] / 3600,
+        "from": pathlib.Path(model["init_from"]).parent.name if model.get("init_from") else "",
     }
 
 
@@ -62,17 +65,18 @@ def main():
     runs = sorted(p for p in pathlib.Path(args.runs).glob("fashion_mnist_*")
                   if p.is_dir() and not p.name.endswith("_qat"))
     rows = [r for r in map(row, runs) if r]
-    print("| model (32x32x1) | params | MACs | float top-1 | PTQ int8 top-1 (agreement) | "
+    print("| model | input | params | MACs | float top-1 | PTQ int8 top-1 (agreement) | "
           "QAT int8 top-1 (agreement) | int8 size | int8 latency | training |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         qat = (f"{r['qat']['top1']:.4f} ({100 * r['qat']['agreement']:.1f}%; "
                f"{r['qat']['epochs']} ep)" if r["qat"] else "-")
-        print(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | "
+        print(f"| {r['model']} | {r['input']} | {r['params'] / 1e6:.2f}M | "
+              f"{r['macs'] / 1e6:.1f}M | "
               f"{r['float']:.4f} | {r['ptq']:.4f} ({100 * (r['ptq'] - r['float']):+.2f}; "
               f"{100 * r['agreement']:.1f}%) | {qat} | {r['int8_mb']:.2f} MB | "
               f"{r['int8_ms']:.3f} ms | {r['epochs']} epochs, {r['augment']}, "
-              f"{r['hours']:.1f} h |")
+              f"{r['hours']:.1f} h" + (f", from {r['from']}" if r["from"] else "") + " |")
 
 
 if __name__ == "__main__":
