@@ -42,6 +42,7 @@ class DataConfig:
     validation_fraction: float = 0.0  # folder without split subfolders: held-out fraction
     augment: Literal["inception", "flip_crop", "flip", "none"] = "inception"
     min_crop_area: float = 0.08  # inception crop: smallest fraction of the image kept
+    crop_padding: int = 0  # flip_crop: zero pixels added on each side (0: 1/8 of the height)
     crop_fraction: float = 0.875  # evaluation: central crop after resizing (1.0: no crop)
     small_images: Literal["resize", "pad"] = "resize"  # images smaller than the model input
     corrupt_images: Literal["skip", "error"] = "skip"  # undecodable files: skip or stop
@@ -136,7 +137,7 @@ POSITIVE = {"model.alpha", "train.batch_size", "train.learning_rate", "train.kee
 NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
                 "train.weight_decay", "train.clip_norm", "train.checkpoint_steps",
                 "train.min_learning_rate", "runtime.virtual_cpus", "runtime.threads",
-                "data.train_limit", "data.eval_limit", "export.max_drop", "export.verify_limit",
+                "data.train_limit", "data.eval_limit", "data.crop_padding", "export.max_drop", "export.verify_limit",
                 "train.momentum", "train.per_replica_batch_size", "qat.freeze_bn_after_epochs",
                 "qat.freeze_ranges_after_epochs"}
 FRACTIONS = {"train.label_smoothing", "train.ema_decay", "train.bn_momentum",

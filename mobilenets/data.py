@@ -414,7 +414,7 @@ def train_transform(image, seed, shape, config):
     else:
         image = _fit(image, height, width, config.small_images)
         if config.augment == "flip_crop":
-            pad = max(1, height // 8)
+            pad = config.crop_padding or max(1, height // 8)
             image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
             image = tf.image.stateless_random_crop(image, (height, width, shape[2]), seeds[0])
     if config.augment != "none":

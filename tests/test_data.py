@@ -161,6 +161,20 @@ def test_eval_central_crop():
     assert 45 <= float(out[0, 0, 0]) <= 55 and 145 <= float(out[0, -1, 0]) <= 155
 
 
+@pytest.mark.parametrize("padding, expected", [(0, 4), (2, 2)])  # 0: 1/8 of 32 pixels
+def test_flip_crop_shifts_by_at_most_the_padding(padding, expected):
+    image = tf.fill((32, 32, 1), tf.constant(255, tf.uint8))
+    config = DataConfig(augment="flip_crop", crop_padding=padding)
+    shifts = []
+    for i in range(40):
+        out = data_lib.train_transform(image, tf.constant([i, 7]), (32, 32, 1), config).numpy()
+        black_rows = int((out.max(axis=(1, 2)) == 0).sum())
+        black_cols = int((out.max(axis=(0, 2)) == 0).sum())
+        assert (out == 255).sum() == (32 - black_rows) * (32 - black_cols)  # shifted, not scaled
+        shifts += [black_rows, black_cols]
+    assert max(shifts) == expected and min(shifts) == 0
+
+
 @functools.cache
 def tiny_shapes_builder():
     """A two-class tfds dataset (registered once per process) that builds offline."""
