@@ -137,9 +137,9 @@ POSITIVE = {"model.alpha", "train.batch_size", "train.learning_rate", "train.kee
 NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
                 "train.weight_decay", "train.clip_norm", "train.checkpoint_steps",
                 "train.min_learning_rate", "runtime.virtual_cpus", "runtime.threads",
-                "data.train_limit", "data.eval_limit", "data.crop_padding", "export.max_drop", "export.verify_limit",
+                "data.train_limit", "data.eval_limit", "export.max_drop", "export.verify_limit",
                 "train.momentum", "train.per_replica_batch_size", "qat.freeze_bn_after_epochs",
-                "qat.freeze_ranges_after_epochs"}
+                "qat.freeze_ranges_after_epochs", "data.crop_padding"}
 FRACTIONS = {"train.label_smoothing", "train.ema_decay", "train.bn_momentum",
              "data.validation_fraction", "train.rho", "data.min_crop_area",
              "data.crop_fraction", "model.dropout"}  # within [0, 1]
