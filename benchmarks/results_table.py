@@ -52,7 +52,8 @@ def row(run):
         "ptq": int8["top1"], "agreement": int8["agreement"],
         "qat": qat,
         "int8_mb": int8["size_mb"], "int8_ms": int8["median_latency_ms"],
-        "epochs": metrics["epochs"], "augment": config["data"]["augment"],
+        "epochs": metrics["epochs"], "augment": config["data"]["augment"]
+        + (f" {config['data']['crop_padding']} px" if config["data"].get("crop_padding") else ""),
         "hours": metrics["train_seconds"] / 3600,
         "from": pathlib.Path(model["init_from"]).parent.name if model.get("init_from") else "",
     }
