@@ -30,6 +30,12 @@ def read(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def augmentation(data):
+    """The training augmentation in a few words: "flip_crop 4 px, erase 0.5"."""
+    words = data["augment"] + (f" {data['crop_padding']} px" if data.get("crop_padding") else "")
+    return words + (f", erase {data['erase_probability']:g}" if data.get("erase_probability") else "")
+
+
 def row(run):
     """The table row of the run directory `run` (None if it is not finished)."""
     metrics, report = read(run / "metrics.json"), read(run / "export/report.json")
@@ -52,8 +58,7 @@ def row(run):
         "ptq": int8["top1"], "agreement": int8["agreement"],
         "qat": qat,
         "int8_mb": int8["size_mb"], "int8_ms": int8["median_latency_ms"],
-        "epochs": metrics["epochs"], "augment": config["data"]["augment"]
-        + (f" {config['data']['crop_padding']} px" if config["data"].get("crop_padding") else ""),
+        "epochs": metrics["epochs"], "augment": augmentation(config["data"]),
         "hours": metrics["train_seconds"] / 3600,
         "from": pathlib.Path(model["init_from"]).parent.name if model.get("init_from") else "",
     }

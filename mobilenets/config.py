@@ -43,6 +43,7 @@ class DataConfig:
     augment: Literal["inception", "flip_crop", "flip", "none"] = "inception"
     min_crop_area: float = 0.08  # inception crop: smallest fraction of the image kept
     crop_padding: int = 0  # flip_crop: zero pixels added on each side (0: 1/8 of the height)
+    erase_probability: float = 0.0  # random erasing: chance a rectangle becomes noise
     crop_fraction: float = 0.875  # evaluation: central crop after resizing (1.0: no crop)
     small_images: Literal["resize", "pad"] = "resize"  # images smaller than the model input
     corrupt_images: Literal["skip", "error"] = "skip"  # undecodable files: skip or stop
@@ -142,7 +143,7 @@ NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
                 "qat.freeze_ranges_after_epochs", "data.crop_padding"}
 FRACTIONS = {"train.label_smoothing", "train.ema_decay", "train.bn_momentum",
              "data.validation_fraction", "train.rho", "data.min_crop_area",
-             "data.crop_fraction", "model.dropout"}  # within [0, 1]
+             "data.crop_fraction", "model.dropout", "data.erase_probability"}  # within [0, 1]
 
 
 def load(path, overrides=()):

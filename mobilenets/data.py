@@ -419,7 +419,36 @@ def train_transform(image, seed, shape, config):
             image = tf.image.stateless_random_crop(image, (height, width, shape[2]), seeds[0])
     if config.augment != "none":
         image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    if config.erase_probability > 0:
+        image = random_erase(image, seeds[2], config.erase_probability)
     return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+
+
+def random_erase(image, seed, probability, area_range=(0.02, 0.4), min_aspect=0.3):
+    """Random erasing (Zhong et al., 2017): with `probability`, a rectangle becomes noise.
+
+    The rectangle covers a uniform `area_range` fraction of the image with a log-uniform aspect
+    ratio in [min_aspect, 1 / min_aspect], clipped to the image, at a uniform position, and
+    is filled with uniform noise in [0, 255]. keras.layers.RandomErasing does the same from a
+    stateful seed generator; this one is seeded like the other ops here, so a resumed run
+    erases the same rectangles.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    area = tf.cast(height * width, tf.float32)
+    draw = tf.random.stateless_uniform([4], seeds[0])
+    fraction = area_range[0] + (area_range[1] - area_range[0]) * draw[0]
+    aspect = tf.exp(tf.math.log(min_aspect) * (2 * draw[1] - 1))
+    erase_h = tf.minimum(height, tf.cast(tf.round(tf.sqrt(fraction * area * aspect)), tf.int32))
+    erase_w = tf.minimum(width, tf.cast(tf.round(tf.sqrt(fraction * area / aspect)), tf.int32))
+    top = tf.cast(draw[2] * tf.cast(height - erase_h + 1, tf.float32), tf.int32)
+    left = tf.cast(draw[3] * tf.cast(width - erase_w + 1, tf.float32), tf.int32)
+    rows = tf.range(height)[:, None, None]
+    cols = tf.range(width)[None, :, None]
+    inside = (rows >= top) & (rows < top + erase_h) & (cols >= left) & (cols < left + erase_w)
+    erase = tf.random.stateless_uniform([], seeds[1]) < probability
+    noise = tf.random.stateless_uniform(tf.shape(image), seeds[2], maxval=255.0)
+    return tf.where(inside & erase, noise, image)
 
 
 def eval_transform(image, shape, config):

@@ -66,6 +66,7 @@ def test_integers_widen_to_floats(tmp_path):
     ("train:\n  batch_size: 0\n", (), r"train.batch_size must be > 0, got 0"),
     ("train:\n  epochs: -1\n", (), r"train.epochs must be >= 0, got -1"),
     ("data:\n  crop_padding: -2\n", (), r"data.crop_padding must be >= 0, got -2"),
+    ("data:\n  erase_probability: 2\n", (), r"data.erase_probability must be between 0 and 1"),
     ("train:\n  label_smoothing: 1.5\n", (), r"train.label_smoothing must be between 0 and 1"),
     ("model:\n  name: mobilenetv2\n", (), r"model.name: unknown model 'mobilenetv2' "
                                            r"\(did you mean mobilenet_v2\?\)"),

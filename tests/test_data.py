@@ -175,6 +175,25 @@ def test_flip_crop_shifts_by_at_most_the_padding(padding, expected):
     assert max(shifts) == expected and min(shifts) == 0
 
 
+def test_random_erasing_paints_one_noise_rectangle_in_about_half_the_images():
+    image = tf.zeros((64, 64, 1), tf.uint8)  # any erased pixel becomes nonzero noise
+    config = DataConfig(augment="none", erase_probability=0.5)
+    erased = []
+    for i in range(200):
+        out = data_lib.train_transform(image, tf.constant([i, 3]), (64, 64, 1), config).numpy()
+        noise = out[..., 0] > 0
+        if noise.any():
+            rows, cols = np.flatnonzero(noise.any(axis=1)), np.flatnonzero(noise.any(axis=0))
+            box = out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            assert (box > 0).mean() > 0.98  # one filled rectangle (noise is 0 with p ~ 1/255)
+            erased.append(box.size / out.size)
+    assert 80 <= len(erased) <= 120  # binomial(200, 0.5): 4 standard deviations
+    assert 0.02 - 0.005 <= min(erased) and max(erased) <= 0.4 + 0.02
+    again = data_lib.train_transform(image, tf.constant([5, 3]), (64, 64, 1), config)
+    first = data_lib.train_transform(image, tf.constant([5, 3]), (64, 64, 1), config)
+    np.testing.assert_array_equal(again.numpy(), first.numpy())  # seeded by stream position
+
+
 @functools.cache
 def tiny_shapes_builder():
     """A two-class tfds dataset (registered once per process) that builds offline."""
