@@ -33,7 +33,8 @@ def read(path):
 def augmentation(data):
     """The training augmentation in a few words: "flip_crop 4 px, erase 0.5"."""
     words = data["augment"] + (f" {data['crop_padding']} px" if data.get("crop_padding") else "")
-    return words + (f", erase {data['erase_probability']:g}" if data.get("erase_probability") else "")
+    erase = data.get("erase_probability")
+    return words + (f", erase {erase:g}" if erase else "")
 
 
 def row(run):
