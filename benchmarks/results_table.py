@@ -7,8 +7,8 @@ present, its QAT run `runs/fashion_mnist_*_qat/` (experiments/fashion_mnist_qat.
 the input size, parameters and multiply-adds at that size, float top-1 (Keras), PTQ int8 top-1
 (and its top-1 agreement with the float model), QAT int8 top-1 (its agreement with the QAT
 Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread,
-measured during export verification), and the float run's training time on this machine
-(and the run it was fine-tuned from, if any).
+measured during export verification), and the float run's training: epochs, augmentation,
+weight EMA decay (if any), time on this machine and the run it was fine-tuned from (if any).
 Prints Markdown.
 """
 
@@ -60,6 +60,7 @@ def row(run):
         "qat": qat,
         "int8_mb": int8["size_mb"], "int8_ms": int8["median_latency_ms"],
         "epochs": metrics["epochs"], "augment": augmentation(config["data"]),
+        "ema": config["train"].get("ema_decay"),
         "hours": metrics["train_seconds"] / 3600,
         "from": pathlib.Path(model["init_from"]).parent.name if model.get("init_from") else "",
     }
@@ -83,7 +84,8 @@ def main():
               f"{r['float']:.4f} | {r['ptq']:.4f} ({100 * (r['ptq'] - r['float']):+.2f}; "
               f"{100 * r['agreement']:.1f}%) | {qat} | {r['int8_mb']:.2f} MB | "
               f"{r['int8_ms']:.3f} ms | {r['epochs']} epochs, {r['augment']}, "
-              f"{r['hours']:.1f} h" + (f", from {r['from']}" if r["from"] else "") + " |")
+              + (f"EMA {r['ema']:g}, " if r["ema"] else "") + f"{r['hours']:.1f} h"
+              + (f", from {r['from']}" if r["from"] else "") + " |")
 
 
 if __name__ == "__main__":
