@@ -9,7 +9,8 @@ the input size, parameters and multiply-adds at that size, float top-1 (Keras), 
 Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread,
 measured during export verification), and the float run's training: epochs, augmentation,
 weight EMA decay (if any), time on this machine and the run it was fine-tuned from (if any).
-Prints Markdown.
+Prints Markdown; a fine-tuned run's row follows the row of the run it started from, so a chain of
+stages reads top to bottom.
 """
 
 import argparse
@@ -62,8 +63,31 @@ def row(run):
         "epochs": metrics["epochs"], "augment": augmentation(config["data"]),
         "ema": config["train"].get("ema_decay"),
         "hours": metrics["train_seconds"] / 3600,
+        "run": run.name,
         "from": pathlib.Path(model["init_from"]).parent.name if model.get("init_from") else "",
     }
+
+
+def chain_order(rows):
+    """`rows` with each fine-tuned run right after the run it started from (depth first); runs
+    started from scratch, or from a run not in the table, keep the order they came in. Every row
+    appears once, even if two runs name each other as their start."""
+    names = {r["run"] for r in rows}
+    ordered = []
+
+    def visit(parent):
+        if parent in ordered:
+            return
+        ordered.append(parent)
+        for child in rows:
+            if child["from"] == parent["run"]:
+                visit(child)
+    for r in rows:
+        if r["from"] not in names:
+            visit(r)
+    for r in rows:  # only runs in a cycle of init_from are left
+        visit(r)
+    return ordered
 
 
 def main():
@@ -72,7 +96,7 @@ def main():
     args = parser.parse_args()
     runs = sorted(p for p in pathlib.Path(args.runs).glob("fashion_mnist_*")
                   if p.is_dir() and not p.name.endswith("_qat"))
-    rows = [r for r in map(row, runs) if r]
+    rows = chain_order([r for r in map(row, runs) if r])
     print("| model | input | params | MACs | float top-1 | PTQ int8 top-1 (agreement) | "
           "QAT int8 top-1 (agreement) | int8 size | int8 latency | training |")
     print("|---|---|---|---|---|---|---|---|---|---|")
