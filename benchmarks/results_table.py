@@ -73,11 +73,12 @@ def chain_order(rows):
     started from scratch, or from a run not in the table, keep the order they came in. Every row
     appears once, even if two runs name each other as their start."""
     names = {r["run"] for r in rows}
-    ordered = []
+    ordered, seen = [], set()
 
     def visit(parent):
-        if parent in ordered:
+        if parent["run"] in seen:
             return
+        seen.add(parent["run"])
         ordered.append(parent)
         for child in rows:
             if child["from"] == parent["run"]:

@@ -18,10 +18,10 @@ def names(rows):
 
 def test_chain_order_puts_each_stage_after_the_run_it_started_from():
     runs = [("v2", ""), ("v2_64", "v2"), ("v2_64_clean", "v2_64_erase"), ("v2_64_erase", "v2_64"),
-            ("v2_crop", ""), ("v3", "elsewhere"), ("v2_64_qat_like", "v2_64")]
+            ("v2_crop", ""), ("v3", "elsewhere"), ("v2_64_flip", "v2_64")]
     rows = [{"run": run, "from": start} for run, start in runs]
     assert names(results_table.chain_order(rows)) == [
-        "v2", "v2_64", "v2_64_erase", "v2_64_clean", "v2_64_qat_like", "v2_crop", "v3"]
+        "v2", "v2_64", "v2_64_erase", "v2_64_clean", "v2_64_flip", "v2_crop", "v3"]
 
 
 def test_chain_order_keeps_every_row_of_a_cycle_once():
