@@ -10,7 +10,7 @@
    call overhead, so the shares are indicative.
 3. Roofline: a training image costs about 3 x 2 x MACs floating-point operations (forward
    2 x MACs, backward twice that); achieved GFLOP/s against the peak of 2 AVX2 cores with two
-   FMA units each (2 x 2.6 GHz x 32 flop/cycle = 166 GFLOP/s, ../shared/REFERENCE.md).
+   FMA units each (2 x 2.6 GHz x 32 flop/cycle = 166 GFLOP/s).
 """
 
 import argparse
@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mobilenets import build_model, profile  # noqa: E402
-from mobilenets.profile import layer_macs  # noqa: E402
+from mobilenets.models.profile import layer_macs  # noqa: E402
 
 PEAK_GFLOPS = 166.0
 

@@ -46,12 +46,14 @@ def row(run):
     config = yaml.safe_load((run / "config.yaml").read_text())
     model = config["model"]
     name = model["name"]
-    counts = profile(build_model(name, alpha=model["alpha"], input_shape=tuple(model["input_shape"]),
-                                 num_classes=10, **model["options"]))
+    counts = profile(build_model(name, alpha=model["alpha"],
+                                 input_shape=tuple(model["input_shape"]), num_classes=10,
+                                 **model["options"]))
     int8 = report["files"]["model_int8.tflite"]
     qat_run = run.with_name(run.name + "_qat")
     qat, qat_metrics = read(qat_run / "export/report.json"), read(qat_run / "metrics.json")
-    qat = {**qat["files"]["model_qat_int8.tflite"], "epochs": qat_metrics["epochs"]} if qat else None
+    if qat:
+        qat = {**qat["files"]["model_qat_int8.tflite"], "epochs": qat_metrics["epochs"]}
     variant = run.name.removeprefix(f"fashion_mnist_{name}").strip("_")
     return {
         "model": f"{name} {model['alpha']:g}" + (f" ({variant})" if variant else ""),

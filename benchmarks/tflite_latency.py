@@ -39,8 +39,9 @@ from keras import applications  # noqa: E402
 from mobilenets import build_model, export_tflite, list_models  # noqa: E402
 from mobilenets import data as data_lib  # noqa: E402
 from mobilenets.config import DataConfig  # noqa: E402
-from mobilenets.export import MODES  # noqa: E402
-from mobilenets.xnnpack import delegate_partitions  # noqa: E402
+from mobilenets.data import pipeline  # noqa: E402
+from mobilenets.export.convert import MODES  # noqa: E402
+from mobilenets.tflite.xnnpack import delegate_partitions  # noqa: E402
 from tests.reference import copy_weights, randomize  # noqa: E402
 
 TWINS = [  # (our name, keras.applications constructor, its extra options)
@@ -55,7 +56,7 @@ def pixels(size, count):
     """`count` Fashion-MNIST images (bundled sample) as RGB pixels at size x size."""
     config = DataConfig(source="sample", full_test_set=False, crop_fraction=1.0)
     split = data_lib.load(config).eval
-    return np.concatenate(list(data_lib.calibration_images(split, config, (size, size, 3), count)))
+    return np.concatenate(list(pipeline.calibration_images(split, config, (size, size, 3), count)))
 
 
 def calibration(images):

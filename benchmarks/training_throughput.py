@@ -32,8 +32,10 @@ import tensorflow as tf  # noqa: E402
 
 from mobilenets import config as config_lib  # noqa: E402
 from mobilenets import data as data_lib  # noqa: E402
-from mobilenets.callbacks import Throughput  # noqa: E402
-from mobilenets.training import train  # noqa: E402
+from mobilenets.data import pipeline  # noqa: E402
+from mobilenets.data.splits import RecordSplit  # noqa: E402
+from mobilenets.experiment import train  # noqa: E402
+from mobilenets.training.callbacks import Throughput  # noqa: E402
 
 BATCH = 32
 
@@ -111,13 +113,14 @@ def tfrecords(root, folder):
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, spec)
         return example["image"], tf.cast(example["label"], tf.int32)
-    return data_lib.RecordSplit(files=[str(p) for p in sorted(root.glob("*.tfrecord-*"))],
+    return RecordSplit(files=[str(p) for p in sorted(root.glob("*.tfrecord-*"))],
                                 count=len(paths), parse=parse, shuffle_buffer=1000)
 
 
 def pipeline_rate(split, batches, size):
     config = config_lib.DataConfig(augment="inception")
-    stream = data_lib.train_dataset(split, config, (size, size, 3), 10, BATCH, seed=0)
+    stream = pipeline.train_dataset(split, config, (size, size, 3),
+                                    lambda label: tf.one_hot(label, 10), BATCH, seed=0)
     iterator = iter(stream)
     next(iterator)  # warm-up: tracing and the first decodes
     start = time.perf_counter()

@@ -1,17 +1,38 @@
-"""mobilenets: train MobileNets and their lightweight cousins, ship them to phones as TFLite."""
+"""mobilenets: train MobileNets and their lightweight cousins, ship them to phones as TFLite.
 
+The public functions are imported on first use, so that `import mobilenets` and
+`mobilenets.build_model(...)` load Keras only, not the training, export or QAT stages (tfmot and
+tf_keras).
+"""
+
+import importlib
 import os
+
+from mobilenets.version import __version__
 
 # TensorFlow's C++ info lines drown the training log; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
 # This must happen before TensorFlow is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mobilenets.evaluate import evaluate
-from mobilenets.export import export_tflite
-from mobilenets.models.registry import build_model, list_models
-from mobilenets.profile import profile
-from mobilenets.training import train
-from mobilenets.version import __version__
+_PUBLIC = {
+    "build_model": "mobilenets.models.registry",
+    "build_backbone": "mobilenets.models.registry",
+    "list_models": "mobilenets.models.registry",
+    "profile": "mobilenets.models.profile",
+    "export_tflite": "mobilenets.export.convert",
+    "train": "mobilenets.experiment",
+    "evaluate": "mobilenets.evaluation",
+}
+__all__ = ["__version__", *_PUBLIC]
 
-__all__ = ["__version__", "build_model", "evaluate", "export_tflite", "list_models", "profile",
-           "train"]
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mobilenets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC])

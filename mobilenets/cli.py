@@ -1,7 +1,8 @@
-"""Command lines: `train.py`, `evaluate.py` and `python -m mobilenets <command>`.
+"""The `mobilenets` command: train | evaluate | export | predict | models | benchmark.
 
-User errors (bad config, missing data, bad option) exit with status 2 and one message naming
-the culprit; `--debug` shows the traceback instead.
+`train.py` and `evaluate.py` at the repository's top are thin wrappers of `mobilenets train` and
+`mobilenets evaluate`. User errors (bad config, missing data, bad option) exit with status 2
+and one message naming the culprit; `--debug` shows the traceback instead.
 """
 
 import argparse
@@ -10,27 +11,52 @@ import logging
 import pathlib
 import sys
 
-from mobilenets.errors import UserError
+from mobilenets.errors import ExportCheckFailed, TrainingDiverged, UserError, WriteError
+
+EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
-def _parser(prog, description):
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+def main(argv=None):
+    """Runs `mobilenets <command> ...`; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="mobilenets", description="Train MobileNets and ship them to phones as TFLite.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
-    return parser
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, add_arguments, help_text) in COMMANDS.items():
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks of user errors")
+        add_arguments(command)
+    args = parser.parse_args(argv)
+    _setup_logging()
+    return _run(args, lambda: COMMANDS[args.command][0](args))
+
+
+def train_main(argv=None):
+    """train.py: `mobilenets train`."""
+    return main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+def evaluate_main(argv=None):
+    """evaluate.py: `mobilenets evaluate`."""
+    return main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 def _add_config(parser):
     parser.add_argument("--config", required=True, help="experiment YAML file")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override a config value (parsed as YAML); repeatable")
+    parser.add_argument("--set", action="extend", nargs="+", default=[],
+                        metavar="KEY.PATH=VALUE",
+                        help="override config values (parsed as YAML); repeatable")
+
+
+def _load_config(args):
+    from mobilenets import config as config_lib
+
+    return config_lib.load(args.config, args.set)
 
 
 def _run(args, body):
     """Runs `body()`, mapping failures to exit codes: 2 user error, 1 failed run."""
-    from mobilenets.export import ExportCheckFailed
-    from mobilenets.files import WriteError
-    from mobilenets.training import TrainingDiverged
-
     try:
         body()
         return 0
@@ -38,21 +64,21 @@ def _run(args, body):
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except (TrainingDiverged, ExportCheckFailed) as error:
         if args.debug:
             raise
         print(f"failed: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except WriteError as error:  # a full disk, a read-only or vanished folder
         if args.debug:
             raise
         print(f"failed: cannot write {error.filename}: {error.strerror}; files written "
               "before are kept. Fix that, then run the same command again.", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _setup_logging():
@@ -60,63 +86,87 @@ def _setup_logging():
     logging.getLogger("mobilenets").setLevel(logging.INFO)
 
 
-def train_main(argv=None):
-    parser = _parser("train.py", "Train, evaluate and export the experiment of a YAML config.")
+# --- commands ---------------------------------------------------------------------------
+
+def _train_arguments(parser):
     _add_config(parser)
     parser.add_argument("--workdir", help="run directory (default: runs/<config name>)")
-    args = parser.parse_args(argv)
-    _setup_logging()
-
-    def body():
-        from mobilenets import config as config_lib
-        from mobilenets.training import train
-
-        config = config_lib.load(args.config, args.set)
-        workdir = args.workdir or pathlib.Path("runs") / pathlib.Path(args.config).stem
-        metrics = train(config, workdir)
-        print(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "train_images_per_sec")}))
-    return _run(args, body)
 
 
-def evaluate_main(argv=None):
-    parser = _parser("evaluate.py", "Score a .keras or .tflite model on the evaluation split.")
+def train_command(args):
+    from mobilenets import experiment
+
+    config = _load_config(args)
+    workdir = args.workdir or pathlib.Path("runs") / pathlib.Path(args.config).stem
+    metrics = experiment.train(config, workdir)
+    print(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "train_images_per_sec")}))
+
+
+def _evaluate_arguments(parser):
     _add_config(parser)
-    parser.add_argument("--model", required=True, help="a .keras or .tflite file")
+    parser.add_argument("--model", required=True, help="a .keras or .tflite file (or a QAT "
+                        "run's .h5)")
     parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
-    args = parser.parse_args(argv)
-    _setup_logging()
-
-    def body():
-        from mobilenets import config as config_lib
-        from mobilenets.evaluate import evaluate
-
-        config = config_lib.load(args.config, args.set)
-        metrics = evaluate(config, args.model, args.threads)
-        print(json.dumps({k: metrics[k] for k in ("top1", "top5", "loss", "images")}))
-    return _run(args, body)
 
 
-def main(argv=None):
-    parser = _parser("python -m mobilenets", "mobilenets tools.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    models = commands.add_parser("models", help="table of every registered model variant")
-    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    models.add_argument("--name", action="append", help="only this model (repeatable)")
-    export = commands.add_parser(
-        "export", help="export a saved model to TFLite like train.py's export stage")
-    _add_config(export)
-    export.add_argument("--model", required=True, help="a .keras file (or a QAT run's .h5)")
-    export.add_argument("--modes", nargs="+", metavar="MODE",
+def evaluate_command(args):
+    from mobilenets import evaluation
+
+    metrics = evaluation.evaluate(_load_config(args), args.model, args.threads)
+    print(json.dumps({k: metrics[k] for k in ("top1", "top5", "loss", "images")}))
+
+
+def _export_arguments(parser):
+    _add_config(parser)
+    parser.add_argument("--model", required=True, help="a .keras file (or a QAT run's .h5)")
+    parser.add_argument("--modes", nargs="+", metavar="MODE",
                         help="float32 float16 dynamic_range int8 int16x8 (default: "
                              "export.modes of the config)")
-    export.add_argument("--workdir", help="writes <workdir>/export/ (default: the model's folder)")
-    args = parser.parse_args(argv)
-    _setup_logging()
-    return _run(args, lambda: COMMANDS[args.command](args))
+    parser.add_argument("--workdir", help="writes <workdir>/export/ (default: the model's "
+                        "folder)")
+
+
+def export_command(args):
+    from mobilenets import tasks
+    from mobilenets.export import stage
+
+    config = _load_config(args)
+    report = stage.export_model(config, tasks.get(config.task.name), args.model, args.workdir,
+                                args.modes)
+    print(json.dumps({name: {k: entry[k] for k in ("top1", "agreement", "size_mb", "partitions")}
+                      for name, entry in report["files"].items()}))
+
+
+def _predict_arguments(parser):
+    parser.add_argument("model", help="a .keras or .tflite file")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, any size, "
+                        "gray or colour")
+    parser.add_argument("--top", type=int, default=3, help="labels per image (default 3)")
+    parser.add_argument("--labels", help="class names, one per line (default: the labels "
+                        "packed in a .tflite file, or labels.txt beside the model)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def predict_command(args):
+    from mobilenets import prediction
+
+    results = prediction.predict_files(args.model, args.images, top=args.top,
+                                       labels_path=args.labels)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for result in results:
+        ranked = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["top"])
+        print(f"{result['image']}: {ranked}")
+
+
+def _models_arguments(parser):
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--name", action="append", help="only this model (repeatable)")
 
 
 def models_command(args):
-    from mobilenets import catalogue
+    from mobilenets.models import catalogue
     from mobilenets.models.registry import list_models
 
     unknown = sorted(set(args.name or []) - set(list_models()))
@@ -126,14 +176,41 @@ def models_command(args):
     print(json.dumps(table, indent=2) if args.json else catalogue.format_table(table))
 
 
-def export_command(args):
-    from mobilenets import config as config_lib
-    from mobilenets.export import export_model
+def _benchmark_arguments(parser):
+    parser.add_argument("model", help="a .tflite or .keras file, or a model name "
+                        "(`mobilenets models`), built with random weights")
+    parser.add_argument("--input-size", type=int, default=224,
+                        help="input height and width for a model name (default 224)")
+    parser.add_argument("--runs", type=int, default=30, help="timed runs (default 30)")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    parser.add_argument("--json", action="store_true", help="print JSON")
 
-    config = config_lib.load(args.config, args.set)
-    report = export_model(config, args.model, args.workdir, args.modes)
-    print(json.dumps({name: {k: entry[k] for k in ("top1", "agreement", "size_mb", "partitions")}
-                      for name, entry in report["files"].items()}))
+
+def benchmark_command(args):
+    from mobilenets import benchmark
+
+    if args.runs < 1 or args.threads < 1:
+        raise UserError("--runs and --threads must be at least 1")
+    rows = benchmark.run(args.model, input_size=args.input_size, runs=args.runs,
+                         threads=args.threads)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print("  ".join(f"{key} {value}" for key, value in row.items()))
 
 
-COMMANDS = {"models": models_command, "export": export_command}
+COMMANDS = {
+    "train": (train_command, _train_arguments,
+              "train, evaluate and export the experiment of a YAML config (resumes a run)"),
+    "evaluate": (evaluate_command, _evaluate_arguments,
+                 "score a .keras or .tflite model on the evaluation split"),
+    "export": (export_command, _export_arguments,
+               "export a saved model to TFLite files, verified like a run's"),
+    "predict": (predict_command, _predict_arguments,
+                "classify image files with a .keras or .tflite model, as a phone would"),
+    "models": (models_command, _models_arguments,
+               "table of every published variant: parameters, multiply-adds, paper figures"),
+    "benchmark": (benchmark_command, _benchmark_arguments,
+                  "latency of a model on this CPU (LiteRT, batch 1) and its XNNPACK coverage"),
+}

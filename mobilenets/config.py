@@ -1,12 +1,15 @@
-"""The experiment schema: typed sections with defaults, YAML loading, `--set` overrides, checks.
+"""The experiment schema: typed sections with defaults, YAML loading with `base:` includes,
+`--set` overrides, checks.
 
-A YAML experiment overrides only what differs from these defaults. Unknown keys, wrong types
-and out-of-range values raise `UserError` naming the key path (`train.batch_size`), with a
-suggestion for near misses.
+Every key is declared once, with its default, its meaning and its allowed range (`option`). A
+YAML experiment overrides only what differs from the defaults, or from the file it names as
+`base:` (a path relative to itself). Unknown keys, wrong types and out-of-range values raise
+`UserError` naming the key path (`train.batch_size`), with a suggestion for near misses.
 """
 
 import dataclasses
 import difflib
+import math
 import pathlib
 import types
 import typing
@@ -16,113 +19,218 @@ import yaml
 
 from mobilenets.errors import UserError
 
+MAX_FILE_BYTES = 1 << 20  # a config file is a few kB; this bounds what YAML is asked to parse
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a number: `low` <= value (< if `low_open`), likewise `high`."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, path, value):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{path} must be a finite number, got {value}")
+        too_low = self.low is not None and (value <= self.low if self.low_open
+                                            else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open
+                                              else value > self.high)
+        if too_low or too_high:
+            raise UserError(f"{path} must be {self.describe()}, got {value}")
+
+    def describe(self):
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.high is None:
+            return f"{'>' if self.low_open else '>='} {low}"
+        if self.low is None and self.high is not None:
+            return f"{'<' if self.high_open else '<='} {high}"
+        if not (self.low_open or self.high_open):
+            return f"between {low} and {high}"
+        above = f"{'>' if self.low_open else '>='} {low}"
+        return f"{above} and {'<' if self.high_open else '<='} {high}"
+
+
+def _number(value):
+    return str(int(value)) if value is not None and value == int(value) else f"{value}"
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+FRACTION = Range(0, 1)
+SEED = Range(0, 2**31 - 1)
+
+
+def option(default, help, check=None):
+    """A config key: its default, one line saying what it means, and its `Range` if a number."""
+    factory = {"default_factory": lambda: type(default)(default)} if isinstance(
+        default, (list, dict)) else {"default": default}
+    return dataclasses.field(**factory, metadata={"help": help, "check": check})
+
+
+@dataclasses.dataclass
+class TaskConfig:
+    name: Literal["classification"] = option(
+        "classification", "what the model is trained to do (detection and segmentation "
+        "to come)")
+
 
 @dataclasses.dataclass
 class ModelConfig:
-    name: str = "mobilenet_v2"
-    alpha: float = 1.0
-    input_shape: list[int] = dataclasses.field(default_factory=lambda: [224, 224, 3])
-    num_classes: int | None = None  # None: the number of classes of the data
-    dropout: float | None = None  # None: the family's reference value
-    options: dict = dataclasses.field(default_factory=dict)  # family options, e.g. minimalistic
-    init_from: str = ""  # a float .keras file of the same architecture to start from
+    name: str = option("mobilenet_v2", "the model family (`mobilenets models` lists them)")
+    alpha: float = option(1.0, "width multiplier (ShuffleNet: its scale)", POSITIVE)
+    input_shape: list[int] = option([224, 224, 3], "[height, width, channels (1 or 3)]")
+    num_classes: int | None = option(
+        None, "number of classes; empty for the data's (which it must match)", Range(1))
+    dropout: float | None = option(None, "dropout before the classifier; empty for the "
+                                   "family's reference value", Range(0, 1, high_open=True))
+    options: dict = option({}, "family options, e.g. {minimalistic: true} for MobileNetV3")
+    init_from: str = option("", "a float .keras file of the same architecture to start from")
 
 
 @dataclasses.dataclass
 class DataConfig:
-    source: Literal["sample", "fashion_mnist", "folder", "tfds"] = "sample"
-    dir: str = ""  # folder root, Fashion-MNIST IDX folder, or the tfds data_dir
-    # sample: evaluate on the full Fashion-MNIST test set when it is installed (data.dir or
-    # the Debian package's folder), else on the bundled 2,000-image test sample.
-    full_test_set: bool = True
-    name: str = ""  # tfds dataset name, e.g. imagenet2012
-    manual_dir: str = ""  # tfds manual download folder (imagenet2012)
-    train_split: str = "train"  # tfds split or folder subfolder
-    eval_split: str = "test"  # tfds split or folder subfolder ("" with validation_fraction)
-    validation_fraction: float = 0.0  # folder without split subfolders: held-out fraction
-    augment: Literal["inception", "flip_crop", "flip", "none"] = "inception"
-    min_crop_area: float = 0.08  # inception crop: smallest fraction of the image kept
-    crop_padding: int = 0  # flip_crop: zero pixels added on each side (0: 1/8 of the height)
-    erase_probability: float = 0.0  # random erasing: chance a rectangle becomes noise
-    crop_fraction: float = 0.875  # evaluation: central crop after resizing (1.0: no crop)
-    small_images: Literal["resize", "pad"] = "resize"  # images smaller than the model input
-    corrupt_images: Literal["skip", "error"] = "skip"  # undecodable files: skip or stop
-    cache: bool = True  # keep decoded images in memory when they fit (see max_cache_mb)
-    max_cache_mb: int = 4096
-    train_limit: int = 0  # use only the first N training images (0: all)
-    eval_limit: int = 0  # use only the first N evaluation images (0: all)
+    source: Literal["sample", "fashion_mnist", "folder", "tfds"] = option(
+        "sample", "sample (bundled Fashion-MNIST subset), fashion_mnist (IDX files), folder "
+        "(one subfolder per class) or tfds")
+    dir: str = option("", "folder root, Fashion-MNIST IDX folder, or the tfds data_dir")
+    full_test_set: bool = option(
+        True, "sample: evaluate on the full Fashion-MNIST test set when it is installed "
+        "(data.dir or the Debian package's folder), else on the bundled 2,000 test images")
+    name: str = option("", "tfds dataset name, e.g. imagenet2012")
+    manual_dir: str = option("", "tfds manual download folder (imagenet2012)")
+    train_split: str = option("train", "tfds split or folder subfolder for training")
+    eval_split: str = option("test", "tfds split or folder subfolder for evaluation (empty "
+                             "with validation_fraction)")
+    validation_fraction: float = option(
+        0.0, "folder without split subfolders: fraction of each class held out for evaluation",
+        FRACTION)
+    augment: Literal["inception", "flip_crop", "flip", "none"] = option(
+        "inception", "training augmentation: inception (random resized crop and flip), "
+        "flip_crop (pad, random crop, flip), flip or none")
+    min_crop_area: float = option(0.08, "inception crop: smallest fraction of the image kept",
+                                  Range(0, 1, low_open=True))
+    crop_padding: int = option(0, "flip_crop: zero pixels added on each side (0: 1/8 of the "
+                               "height)", NON_NEGATIVE)
+    erase_probability: float = option(
+        0.0, "random erasing: the chance that an image gets a noise rectangle", FRACTION)
+    crop_fraction: float = option(
+        0.875, "evaluation: central crop after resizing (1.0: no crop)",
+        Range(0, 1, low_open=True))
+    small_images: Literal["resize", "pad"] = option(
+        "resize", "images smaller than the model input: resize, or pad (centred)")
+    corrupt_images: Literal["skip", "error"] = option(
+        "skip", "undecodable image files: skip them (counted in the log) or stop")
+    cache: bool = option(True, "keep the encoded images in memory when they fit "
+                         "(max_cache_mb)")
+    max_cache_mb: int = option(4096, "the largest split held in memory, in MB", POSITIVE)
+    train_limit: int = option(0, "use only the first N training images (0: all)",
+                              NON_NEGATIVE)
+    eval_limit: int = option(0, "use only the first N evaluation images (0: all)",
+                             NON_NEGATIVE)
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 1
-    batch_size: int = 32  # global batch size, across replicas
-    per_replica_batch_size: int = 0  # if set, the global batch is this times the replicas
-    optimizer: Literal["rmsprop", "sgd", "adam", "adamw"] = "rmsprop"
-    learning_rate: float = 0.045  # for base_batch_size images per step
-    base_batch_size: int = 0  # scale the learning rate by batch_size / base_batch_size (0: off)
-    momentum: float = 0.9  # SGD and RMSProp momentum
-    nesterov: bool = False
-    rho: float = 0.9  # RMSProp decay
-    epsilon: float = 1.0  # RMSProp / Adam epsilon; 1.0 is TF-slim's RMSProp value for MobileNets
-    schedule: Literal["exponential", "cosine", "linear", "step", "constant"] = "exponential"
-    decay_rate: float = 0.98  # exponential: factor per decay_epochs
-    decay_epochs: float = 1.0
-    step_epochs: list[float] = dataclasses.field(default_factory=lambda: [30.0, 60.0, 80.0])
-    step_factor: float = 0.1
-    min_learning_rate: float = 0.0  # where cosine and linear end
-    warmup_epochs: float = 0.0  # linear warmup from 0
-    label_smoothing: float = 0.1
-    weight_decay: float = 4e-5
-    weight_decay_mode: Literal["l2", "decoupled"] = "l2"
-    bn_momentum: float = 0.99
-    ema_decay: float = 0.0  # 0: off; e.g. 0.9999 for ImageNet
-    clip_norm: float = 0.0  # global gradient norm clipping (0: off)
-    checkpoint_steps: int = 0  # also checkpoint every N steps (0: at epoch ends only)
-    keep_checkpoints: int = 3
-    seed: int = 42
-    deterministic: bool = False  # TF deterministic ops (slower)
+    epochs: int = option(1, "training epochs", NON_NEGATIVE)
+    batch_size: int = option(32, "global batch size, across replicas", POSITIVE)
+    per_replica_batch_size: int = option(
+        0, "if set, the global batch is this times the replicas", NON_NEGATIVE)
+    optimizer: Literal["rmsprop", "sgd", "adam", "adamw"] = option("rmsprop", "the optimizer")
+    learning_rate: float = option(0.045, "peak learning rate, for base_batch_size images per "
+                                  "step", POSITIVE)
+    base_batch_size: int = option(
+        0, "scale the learning rate by batch_size / base_batch_size (0: off)", NON_NEGATIVE)
+    momentum: float = option(0.9, "SGD and RMSProp momentum", FRACTION)
+    nesterov: bool = option(False, "SGD: Nesterov momentum")
+    rho: float = option(0.9, "RMSProp decay", FRACTION)
+    epsilon: float | None = option(
+        None, "RMSProp / Adam / AdamW epsilon; empty for the optimizer's default (RMSProp: "
+        "1.0, TF-slim's value for MobileNets; Adam, AdamW: 1e-7)", POSITIVE)
+    beta_1: float = option(0.9, "Adam / AdamW first-moment decay", Range(0, 1, high_open=True))
+    beta_2: float = option(0.999, "Adam / AdamW second-moment decay",
+                           Range(0, 1, high_open=True))
+    schedule: Literal["exponential", "cosine", "linear", "step", "constant"] = option(
+        "exponential", "learning-rate schedule after warmup")
+    decay_rate: float = option(0.98, "exponential: factor per decay_epochs", POSITIVE)
+    decay_epochs: float = option(1.0, "exponential: epochs per decay step", POSITIVE)
+    step_epochs: list[float] = option([30.0, 60.0, 80.0], "step: epochs where the rate drops")
+    step_factor: float = option(0.1, "step: factor at each of step_epochs", POSITIVE)
+    min_learning_rate: float = option(0.0, "where cosine and linear end", NON_NEGATIVE)
+    warmup_epochs: float = option(0.0, "linear warmup from 0, in epochs", NON_NEGATIVE)
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", FRACTION)
+    weight_decay: float = option(4e-5, "weight decay of conv and dense kernels",
+                                 NON_NEGATIVE)
+    weight_decay_mode: Literal["l2", "decoupled"] = option(
+        "l2", "l2 (the papers' L2 loss term) or decoupled (AdamW-style)")
+    bn_momentum: float = option(0.99, "BatchNorm moving-statistics momentum", FRACTION)
+    ema_decay: float = option(0.0, "moving average of the weights (0: off; e.g. 0.9999 for "
+                              "ImageNet)", Range(0, 1, high_open=True))
+    clip_norm: float = option(0.0, "global gradient-norm clipping (0: off)", NON_NEGATIVE)
+    checkpoint_steps: int = option(
+        0, "also checkpoint every N steps (0: at epoch ends only)", NON_NEGATIVE)
+    keep_checkpoints: int = option(3, "checkpoints kept", POSITIVE)
+    seed: int = option(42, "seed of data order, augmentation and initialization", SEED)
+    deterministic: bool = option(False, "TensorFlow's deterministic ops (slower)")
 
 
 @dataclasses.dataclass
 class RuntimeConfig:
-    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
-    virtual_cpus: int = 0  # split the CPU into N logical devices (mirrored tests)
-    tpu_address: str = ""
-    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    sync_batch_norm: bool = False  # BatchNorm statistics over the global batch, not per replica
-    jit_compile: bool = False
-    threads: int = 0  # TF intra-op threads (0: TensorFlow's choice)
+    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = option(
+        "default", "tf.distribute strategy")
+    virtual_cpus: int = option(0, "split the CPU into N logical devices (mirrored tests)",
+                               NON_NEGATIVE)
+    tpu_address: str = option("", "tpu: the TPU name or grpc:// address")
+    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = option(
+        "float32", "compute precision (variables stay float32)")
+    sync_batch_norm: bool = option(
+        False, "BatchNorm statistics over the global batch, not per replica")
+    jit_compile: bool = option(False, "XLA (slower for these convs on CPU)")
+    threads: int = option(0, "TensorFlow intra-op threads (0: TensorFlow's choice)",
+                          NON_NEGATIVE)
 
 
 @dataclasses.dataclass
 class ExportConfig:
-    modes: list[Literal["float32", "float16", "dynamic_range", "int8", "int16x8"]] = (
-        dataclasses.field(default_factory=lambda: ["float32", "int8"]))
-    calibration_samples: int = 200
-    int8_input: Literal["uint8", "int8", "float32"] = "uint8"
-    int8_output: Literal["uint8", "int8", "float32"] = "float32"  # float: softmax in XNNPACK
-    max_drop: float = 2.0  # top-1 points an export may lose against the float model
-    # int8 / int16x8: Keras layers left in float (names, or regexes matching whole names)
-    float_layers: list[str] = dataclasses.field(default_factory=list)
-    verify_limit: int = 0  # evaluation images used to verify exports (0: all)
-    metadata: bool = True  # labels and input/output descriptions for Android in each file
-    debug: bool = False  # per-layer error report for every int8 / int16x8 file, not only failed
-    debug_samples: int = 64  # images the quantization debugger runs
+    modes: list[Literal["float32", "float16", "dynamic_range", "int8", "int16x8"]] = option(
+        ["float32", "int8"], "TFLite files to write")
+    calibration_samples: int = option(200, "training images that calibrate int8 ranges",
+                                      POSITIVE)
+    int8_input: Literal["uint8", "int8", "float32"] = option(
+        "uint8", "int8 files' input type (uint8: camera bytes)")
+    int8_output: Literal["uint8", "int8", "float32"] = option(
+        "float32", "int8 files' output type (float32: the softmax runs inside XNNPACK)")
+    max_drop: float = option(2.0, "top-1 points an export may lose against the float model",
+                             NON_NEGATIVE)
+    float_layers: list[str] = option(
+        [], "int8 / int16x8: Keras layers left in float (names, or regexes matching whole "
+        "names)")
+    verify_limit: int = option(0, "evaluation images used to verify exports (0: all)",
+                               NON_NEGATIVE)
+    metadata: bool = option(True, "labels and input/output descriptions for Android in each "
+                            "file")
+    debug: bool = option(False, "per-layer error report for every int8 / int16x8 file, not "
+                         "only the failed ones")
+    debug_samples: int = option(64, "images the quantization debugger runs", POSITIVE)
 
 
 @dataclasses.dataclass
 class QatConfig:
-    # Quantization-aware training: the `train` section's run (usually a short, low learning-rate
-    # fine-tune of model.init_from) trains a fake-quantized tf_keras twin of the model, and the
-    # export stage writes export/model_qat_int8.tflite instead of export.modes.
-    enabled: bool = False
-    freeze_bn_after_epochs: int | None = None  # then BatchNorm uses and keeps its statistics
-    freeze_ranges_after_epochs: int | None = None  # then quantizer ranges (and BatchNorm) fixed
+    enabled: bool = option(
+        False, "quantization-aware training: the train section's run (usually a short, low "
+        "learning-rate fine-tune of model.init_from) trains a fake-quantized twin of the model, "
+        "and export writes export/model_qat_int8.tflite instead of export.modes")
+    freeze_bn_after_epochs: int | None = option(
+        None, "from this epoch BatchNorm uses and keeps its moving statistics", NON_NEGATIVE)
+    freeze_ranges_after_epochs: int | None = option(
+        None, "from this epoch quantizer ranges (and BatchNorm) are fixed", NON_NEGATIVE)
 
 
 @dataclasses.dataclass
 class Config:
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -131,32 +239,59 @@ class Config:
     qat: QatConfig = dataclasses.field(default_factory=QatConfig)
 
 
-# Numbers that must be positive (> 0) or non-negative (>= 0), by key path.
-POSITIVE = {"model.alpha", "train.batch_size", "train.learning_rate", "train.keep_checkpoints",
-            "data.max_cache_mb", "train.decay_epochs", "train.decay_rate",
-            "export.calibration_samples", "export.debug_samples"}
-NON_NEGATIVE = {"train.epochs", "train.base_batch_size", "train.warmup_epochs",
-                "train.weight_decay", "train.clip_norm", "train.checkpoint_steps",
-                "train.min_learning_rate", "runtime.virtual_cpus", "runtime.threads",
-                "data.train_limit", "data.eval_limit", "export.max_drop", "export.verify_limit",
-                "train.momentum", "train.per_replica_batch_size", "qat.freeze_bn_after_epochs",
-                "qat.freeze_ranges_after_epochs", "data.crop_padding"}
-FRACTIONS = {"train.label_smoothing", "train.ema_decay", "train.bn_momentum",
-             "data.validation_fraction", "train.rho", "data.min_crop_area",
-             "data.crop_fraction", "model.dropout", "data.erase_probability"}  # within [0, 1]
-
-
 def load(path, overrides=()):
-    """Reads the YAML experiment at `path`, applies `--set key.path=value` overrides, checks it.
+    """Reads the YAML experiment at `path` (and the files it names as `base:`), applies
+    `--set key.path=value` overrides, checks it.
 
     Returns a `Config`. Raises `UserError` for a missing file, a YAML syntax error (with its
     line), an unknown key, a wrong type or an out-of-range value.
     """
+    data = read(path)
+    for override in overrides:
+        apply_override(data, override)
+    return from_dict(data)
+
+
+def read(path, _seen=()):
+    """The nested dict of the YAML file at `path`, merged over the files it names as `base:`
+    (relative to itself; a base may have a base)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
+    if path.resolve() in _seen:
+        raise UserError(f"{path}: base: files include each other "
+                        f"({' -> '.join(p.name for p in _seen)} -> {path.name})")
+    data = _parse(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise UserError(f"{path}: base: expected the path of a YAML file, got {_show(base)}")
+    return merge(read(path.parent / base, (*_seen, path.resolve())), data)
+
+
+def merge(base, override):
+    """`override` merged into `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _parse(path):
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size} bytes is too large for a config file "
+                        f"(at most {MAX_FILE_BYTES})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") \
+            from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -169,20 +304,18 @@ def load(path, overrides=()):
     if not isinstance(data, dict):
         raise UserError(f"{path}: the top level must be a mapping of sections, "
                         f"got {type(data).__name__}")
-    for override in overrides:
-        apply_override(data, override)
-    return from_dict(data)
+    return data
 
 
 def apply_override(data, override):
     """Sets `key.path=value` (value parsed as YAML; empty means empty) in the nested dict."""
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"--set expects key.path=value, got {override!r}")
+        raise UserError(f"--set expects key.path=value, got {_clip(override)!r}")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
-        raise UserError(f"--set {key}: cannot parse {text!r} as YAML") from None
+        raise UserError(f"--set {key}: cannot parse {_clip(text)!r} as YAML") from None
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:
@@ -195,7 +328,6 @@ def apply_override(data, override):
 def from_dict(data):
     """Builds a checked `Config` from nested dicts (as read from YAML)."""
     config = _build(Config, data, "")
-    _check_ranges(config)
     _check_model(config.model)
     if config.qat.enabled and config.train.ema_decay:
         raise UserError("train.ema_decay must be 0 with qat.enabled (QAT keeps no averages)")
@@ -208,6 +340,8 @@ def from_dict(data):
     if config.qat.enabled and config.runtime.mixed_precision != "float32":
         raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
                         "fake quantization runs in float32)")
+    if config.train.optimizer == "sgd" and config.train.epsilon is not None:
+        raise UserError("train.epsilon: SGD has no epsilon (it is for rmsprop, adam, adamw)")
     return config
 
 
@@ -220,28 +354,42 @@ def dump(config):
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
+def fields(cls=Config, prefix=""):
+    """Yields (key path, dataclass field) of every key of the schema, in order."""
+    for field in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[field.name]
+        if dataclasses.is_dataclass(hint):
+            yield from fields(hint, f"{prefix}{field.name}.")
+        else:
+            yield f"{prefix}{field.name}", field
+
+
 def _build(cls, data, prefix):
     if not isinstance(data, dict):
         raise UserError(f"{prefix[:-1] or 'config'}: expected a mapping, got {_show(data)}")
-    fields = {field.name: field for field in dataclasses.fields(cls)}
+    fields_ = {field.name: field for field in dataclasses.fields(cls)}
     for key in data:
-        if key not in fields:
+        if key not in fields_:
             path = f"{prefix}{key}"
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            close = difflib.get_close_matches(str(key), list(fields_), n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            raise UserError(f"unknown config key {path}{hint}; valid keys"
-                            f"{' in ' + prefix[:-1] if prefix else ''}: {', '.join(fields)}")
+            raise UserError(f"unknown config key {_clip(path)}{hint}; valid keys"
+                            f"{' in ' + prefix[:-1] if prefix else ''}: {', '.join(fields_)}")
     hints = typing.get_type_hints(cls)
     values = {}
-    for name in fields:
+    for name, field in fields_.items():
         if name not in data:
             continue
         hint = hints[name]
         path = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, data[name] or {}, f"{path}.")
-        else:
-            values[name] = _coerce(data[name], hint, path)
+            continue
+        value = _coerce(data[name], hint, path)
+        check = field.metadata.get("check")
+        if check is not None and value is not None:
+            check.check(path, value)
+        values[name] = value
     return cls(**values)
 
 
@@ -287,7 +435,10 @@ def _coerce(value, hint, path):
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{path}: expected a number, got {_show(value)}")
-        return float(value)
+        value = float(value)
+        if not math.isfinite(value):
+            raise UserError(f"{path} must be a finite number, got {value}")
+        return value
     if hint is str:
         if value is None:
             return ""
@@ -298,22 +449,13 @@ def _coerce(value, hint, path):
 
 
 def _show(value):
-    return f"{value!r} ({type(value).__name__})"
+    return f"{_clip(repr(value))} ({type(value).__name__})"
 
 
-def _check_ranges(config):
-    for section in dataclasses.fields(config):
-        for field in dataclasses.fields(getattr(config, section.name)):
-            path = f"{section.name}.{field.name}"
-            value = getattr(getattr(config, section.name), field.name)
-            if value is None:
-                continue
-            if path in POSITIVE and not value > 0:
-                raise UserError(f"{path} must be > 0, got {value}")
-            if path in NON_NEGATIVE and value < 0:
-                raise UserError(f"{path} must be >= 0, got {value}")
-            if path in FRACTIONS and not 0 <= value <= 1:
-                raise UserError(f"{path} must be between 0 and 1, got {value}")
+def _clip(text, limit=80):
+    """`text` cut to `limit` characters: error messages never echo a huge value."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _check_model(model):
@@ -322,7 +464,7 @@ def _check_model(model):
     if model.name not in list_models():
         close = difflib.get_close_matches(model.name, list_models(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"model.name: unknown model {model.name!r}{hint}; "
+        raise UserError(f"model.name: unknown model {_clip(repr(model.name))}{hint}; "
                         f"valid: {', '.join(list_models())}")
     shape = model.input_shape
     if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) <= 0:
@@ -332,5 +474,5 @@ def _check_model(model):
         if key not in family or key == "alpha":
             close = difflib.get_close_matches(str(key), family, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UserError(f"model.options.{key}: not an option of {model.name}{hint}; "
+            raise UserError(f"model.options.{_clip(key)}: not an option of {model.name}{hint}; "
                             f"valid: {', '.join(o for o in family if o != 'alpha') or 'none'}")

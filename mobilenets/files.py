@@ -9,9 +9,7 @@ import json
 import os
 import pathlib
 
-
-class WriteError(OSError):
-    """A file could not be written (full disk, read-only folder); `filename` is the target."""
+from mobilenets.errors import WriteError
 
 
 @contextlib.contextmanager
@@ -45,3 +43,12 @@ def write_text(path, text):
 
 def write_json(path, value):
     write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path):
+    """The JSON object at `path`, or {} if there is none (or it is damaged)."""
+    try:
+        value = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

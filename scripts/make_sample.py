@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from mobilenets.data import FASHION_MNIST_DIR, SAMPLE_DIR, read_idx, write_idx  # noqa: E402
+from mobilenets.data.sources import FASHION_MNIST_DIR, SAMPLE_DIR, read_idx, write_idx  # noqa: E402
 
 LICENSE = """\
 The files in this folder are a subset of Fashion-MNIST

@@ -1,8 +1,7 @@
 """keras.applications twins of our builders, for counts and op-for-op comparisons."""
 
 import numpy as np
-from keras import layers
-from keras import applications
+from keras import applications, layers
 
 # (our name, our options, keras.applications constructor, its options)
 KERAS_TWINS = [

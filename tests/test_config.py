@@ -3,11 +3,13 @@
 import pathlib
 
 import pytest
+import yaml
 
 from mobilenets import config as config_lib
 from mobilenets.errors import UserError
 
-EXPERIMENTS = sorted(pathlib.Path(__file__).parents[1].glob("experiments/*.yaml"))
+ROOT = pathlib.Path(__file__).parents[1]
+EXPERIMENTS = sorted([*ROOT.glob("experiments/*.yaml"), *ROOT.glob("experiments/base/*.yaml")])
 
 
 def write(tmp_path, text):
@@ -79,6 +81,14 @@ def test_integers_widen_to_floats(tmp_path):
     ("", ("train.epochs",), r"--set expects key.path=value"),
     ("", ("train.epochs.x=1",), r"train.epochs: expected an integer, got \{.x.: 1\}"),
     ("- a\n- b\n", (), r"the top level must be a mapping"),
+    ("model:\n  alpha: .inf\n", (), r"model.alpha must be a finite number, got inf"),
+    ("", ("train.learning_rate=.nan",), r"train.learning_rate must be a finite number"),
+    ("train:\n  seed: -1\n", (), r"train.seed must be between 0 and 2147483647, got -1"),
+    ("train:\n  seed: 4294967296\n", (), r"train.seed must be between 0 and 2147483647"),
+    ("data:\n  crop_fraction: 0\n", (), r"data.crop_fraction must be > 0 and <= 1, got 0"),
+    ("train:\n  optimizer: sgd\n  epsilon: 0.1\n", (), r"train.epsilon: SGD has no epsilon"),
+    ("model:\n  dropout: 1\n", (), r"model.dropout must be >= 0 and < 1, got 1"),
+    ("base: 3\n", (), r"base: expected the path of a YAML file, got 3"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
     with pytest.raises(UserError, match=message):
@@ -91,6 +101,53 @@ def test_yaml_syntax_error_gives_the_line(tmp_path):
         load(tmp_path, "model:\n  alpha: 0.5\n  name: [mobilenet_v2\ntrain:\n  epochs: 1\n")
 
 
+def test_a_file_extends_its_base(tmp_path):
+    """`base:` names a file relative to the one that says it; mappings merge key by key, the
+    rest replaces, and a base may have its own."""
+    (tmp_path / "dataset.yaml").write_text(
+        "model:\n  name: mobilenet_v1\n  alpha: 0.5\n  options: {depth_multiplier: 2}\n"
+        "train:\n  epochs: 3\n  batch_size: 16\n  step_epochs: [1, 2]\n")
+    (tmp_path / "families").mkdir()
+    (tmp_path / "families/v1.yaml").write_text(
+        "base: ../dataset.yaml\ntrain:\n  epochs: 5\n  step_epochs: [4]\n")
+    (tmp_path / "families/v1_small.yaml").write_text("base: v1.yaml\nmodel:\n  alpha: 0.25\n")
+    config = config_lib.load(tmp_path / "families/v1_small.yaml", ["train.batch_size=8"])
+    assert (config.model.name, config.model.alpha) == ("mobilenet_v1", 0.25)
+    assert config.model.options == {"depth_multiplier": 2}
+    assert (config.train.epochs, config.train.batch_size) == (5, 8)
+    assert config.train.step_epochs == [4.0]
+
+
+def test_bases_that_include_each_other_or_are_missing(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(UserError, match=r"a.yaml: base: files include each other "
+                                        r"\(a.yaml -> b.yaml -> a.yaml\)"):
+        config_lib.load(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nope.yaml\n")
+    with pytest.raises(UserError, match=r"config file not found: .*nope.yaml"):
+        config_lib.load(tmp_path / "c.yaml")
+
+
+def test_text_that_is_not_utf8_or_too_long_is_refused_briefly(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("model:\n  name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1.yaml: not UTF-8 text \(byte 18\)"):
+        config_lib.load(path)
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, "model:\n  name: " + "x" * 100_000 + "\n")
+    assert len(str(caught.value)) < 400
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(UserError, match=r"too large for a config file"):
+        config_lib.load(big)
+
+
+def test_every_key_says_what_it_means():
+    for path, field in config_lib.fields():
+        assert len(field.metadata.get("help", "")) > 10, path
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match=r"config file not found: .*nope.yaml"):
         config_lib.load(tmp_path / "nope.yaml")
@@ -101,6 +158,24 @@ def test_dump_round_trips(tmp_path):
                             "  name: mobilenet_v3_small\n", "export.modes=[int8]")
     again = config_lib.load(write(tmp_path, config_lib.dump(config)))
     assert again == config
+
+
+def leaves(mapping, prefix=""):
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.name for p in EXPERIMENTS])
+def test_experiments_hold_only_what_differs_from_their_base(path):
+    data = yaml.safe_load(path.read_text())
+    if "base" not in data:
+        return
+    base = dict(leaves(config_lib.read(path.parent / data.pop("base"))))
+    repeated = [key for key, value in leaves(data) if key in base and base[key] == value]
+    assert not repeated, f"{path.name} repeats its base's {', '.join(repeated)}"
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.name for p in EXPERIMENTS])

@@ -1,4 +1,5 @@
-"""Options every family shares: the input, optional preprocessing, pooling and the classifier."""
+"""What every family shares: the common options, the named feature maps of a backbone, and the
+classifier put on top of them."""
 
 import dataclasses
 
@@ -6,11 +7,12 @@ import keras
 from keras import layers
 
 POOLINGS = (None, "avg", "max")
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 @dataclasses.dataclass(frozen=True)
 class Common:
-    """The options of `build_model` that every family takes (see ARCHITECTURE.md).
+    """The options of `build_model` that every family takes (see the README's model zoo).
 
     `dropout=None` means the family's reference value (keras.applications where it has one).
     """
@@ -57,36 +59,90 @@ class Common:
             x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
         return inputs, x
 
-    def pool(self, x):
-        """Global pooling of the feature map for the classifier (include_top) or `pooling`."""
-        if self.include_top or self.pooling == "avg":
-            return layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if self.pooling == "max":
-            return layers.GlobalMaxPooling2D(name="max_pool")(x)
-        return x
-
-    def classifier(self, x, default_dropout):
-        """Dropout -> Dense `logits` -> `predictions` activation (none for logits output)."""
-        rate = default_dropout if self.dropout is None else self.dropout
-        if rate > 0:
-            x = layers.Dropout(rate, name="dropout")(x)
-        x = layers.Dense(self.num_classes, name="logits")(x)
-        if self.classifier_activation is not None:  # float32 under mixed precision too
-            x = layers.Activation(self.classifier_activation, name="predictions",
-                                  dtype="float32")(x)
-        return x
-
-    def finish(self, inputs, features, *, name, default_dropout=0.0, pre_logits=None):
-        """Pools the final feature map, adds the classifier if `include_top`, makes the model.
-
-        `pre_logits`, if given, maps the pooled features to the classifier's input (top only).
-        """
-        x = self.pool(features)
-        if self.include_top:
-            if pre_logits is not None:
-                x = pre_logits(x)
-            x = self.classifier(x, default_dropout)
-        return keras.Model(inputs, x, name=name)
-
     def model_name(self, family, width):
         return f"{family}_{width:g}_{self.input_shape[0]}"
+
+
+class FeatureMaps:
+    """The named feature maps of a backbone, recorded while a family builds it.
+
+    `stride_<s>` is the last map at nominal stride s (the stride of the undilated network: the
+    key stays the same under `output_stride`); `expansion_to_<s>` is the expanded input
+    (1x1 expand + activation) of the block that strides down to s, still at the stride before
+    it (SSDLite's first map is `expansion_to_32`); `last` is the map the classifier pools.
+
+    With `output_stride` 16 or 8, strides past it become dilation, as TF-slim (and DeepLab on
+    it) does: the layer that would stride keeps the current rate and runs with stride 1, and the
+    layers after it use the rate multiplied by that stride.
+    """
+
+    def __init__(self, output_stride=32):
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got "
+                             f"{output_stride!r}")
+        self.output_stride = output_stride
+        self.nominal = self.actual = self.rate = 1
+        self.maps = {}
+
+    def stride(self, strides):
+        """(strides, dilation rate) for a layer that strides by `strides` in the undilated
+        network; call it once per such layer, in build order."""
+        self.nominal *= strides
+        if strides == 1:
+            return 1, self.rate
+        if self.actual >= self.output_stride:
+            rate = self.rate
+            self.rate *= strides
+            return 1, rate
+        self.actual *= strides
+        return strides, 1
+
+    def add(self, x, name=None):
+        """Records `x` as `name` (default `stride_<nominal stride>`); returns `x`."""
+        self.maps[name or f"stride_{self.nominal}"] = x
+        return x
+
+
+@dataclasses.dataclass
+class Network:
+    """What a family builder returns: its input, its named feature maps (`FeatureMaps.maps`,
+    `last` included) and what its classifier needs."""
+
+    inputs: object
+    features: dict
+    name: str
+    default_dropout: float = 0.0
+    pre_logits: object = None  # pooled features -> the classifier's input (top only)
+    top: object = None  # (common, last map) -> output, replacing pooling and classifier
+
+    @property
+    def last(self):
+        return self.features["last"]
+
+
+def classifier_model(common, network):
+    """The classification model of a `Network`: pooling and, with `include_top`, the
+    classifier (dropout -> Dense `logits` -> `predictions` activation)."""
+    x = network.last
+    if common.include_top and network.top is not None:
+        return keras.Model(network.inputs, network.top(common, x), name=network.name)
+    if common.include_top or common.pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif common.pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    if common.include_top:
+        if network.pre_logits is not None:
+            x = network.pre_logits(x)
+        rate = network.default_dropout if common.dropout is None else common.dropout
+        if rate > 0:
+            x = layers.Dropout(rate, name="dropout")(x)
+        x = layers.Dense(common.num_classes, name="logits")(x)
+        if common.classifier_activation is not None:  # float32 under mixed precision too
+            x = layers.Activation(common.classifier_activation, name="predictions",
+                                  dtype="float32")(x)
+    return keras.Model(network.inputs, x, name=network.name)
+
+
+def backbone_model(network):
+    """The backbone of a `Network`: a model whose outputs are its named feature maps."""
+    return keras.Model(network.inputs, dict(network.features), name=f"{network.name}_backbone")

@@ -104,19 +104,21 @@ def conv_bn(x, filters, kernel_size=1, *, name, strides=1, activation_kind=None,
 
 
 def depthwise_bn(x, kernel_size=3, *, name, strides=1, activation_kind=None, depth_multiplier=1,
-                 bn_momentum=0.99):
+                 bn_momentum=0.99, dilation=1):
     """k x k depthwise conv (no bias) + BN + optional activation; `{name}_conv`, `{name}_bn`."""
     x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
-                               depth_multiplier=depth_multiplier, use_bias=False,
-                               name=f"{name}_conv")(x)
+                               depth_multiplier=depth_multiplier, dilation_rate=dilation,
+                               use_bias=False, name=f"{name}_conv")(x)
     x = batch_norm(x, name=f"{name}_bn", momentum=bn_momentum)
     return activation(x, activation_kind, name=name)
 
 
-def depthwise_separable(x, filters, *, name, strides=1, depth_multiplier=1, bn_momentum=0.99):
+def depthwise_separable(x, filters, *, name, strides=1, depth_multiplier=1, bn_momentum=0.99,
+                        dilation=1):
     """3x3 depthwise + BN + ReLU6 -> 1x1 pointwise + BN + ReLU6 (MobileNetV1)."""
     x = depthwise_bn(x, 3, strides=strides, depth_multiplier=depth_multiplier,
-                     activation_kind="relu6", bn_momentum=bn_momentum, name=f"{name}_dw")
+                     activation_kind="relu6", bn_momentum=bn_momentum, dilation=dilation,
+                     name=f"{name}_dw")
     return conv_bn(x, filters, 1, activation_kind="relu6", bn_momentum=bn_momentum,
                    name=f"{name}_pw")
 
@@ -133,17 +135,21 @@ def squeeze_excite(x, se_channels, *, name):
 
 
 def inverted_residual(x, *, expanded, filters, name, kernel_size=3, strides=1,
-                      activation_kind="relu6", se_channels=0, bn_momentum=0.999):
+                      activation_kind="relu6", se_channels=0, bn_momentum=0.999, dilation=1,
+                      on_expanded=None):
     """1x1 expand + BN + act -> k x k depthwise + BN + act -> [SE] -> 1x1 project + BN (linear),
     residual when stride 1 and shapes match. No expand conv when `expanded` equals the input width.
+    `on_expanded`, if given, is called with the expanded tensor (a backbone feature map).
     """
     shortcut = x
     in_channels = x.shape[-1]
     if expanded != in_channels:
         x = conv_bn(x, expanded, 1, activation_kind=activation_kind, bn_momentum=bn_momentum,
                     name=f"{name}_expand")
+        if on_expanded is not None:
+            on_expanded(x)
     x = depthwise_bn(x, kernel_size, strides=strides, activation_kind=activation_kind,
-                     bn_momentum=bn_momentum, name=f"{name}_dw")
+                     bn_momentum=bn_momentum, dilation=dilation, name=f"{name}_dw")
     if se_channels:
         x = squeeze_excite(x, se_channels, name=f"{name}_se")
     x = conv_bn(x, filters, 1, bn_momentum=bn_momentum, name=f"{name}_project")
@@ -153,22 +159,24 @@ def inverted_residual(x, *, expanded, filters, name, kernel_size=3, strides=1,
 
 
 def sandglass(x, *, reduced, filters, name, strides=1, identity_ratio=1.0, first_dw=True,
-              last_dw=True, bn_momentum=0.999):
+              last_dw=True, bn_momentum=0.999, dilation=1):
     """3x3 depthwise + BN + ReLU6 -> 1x1 reduce + BN (linear) -> 1x1 expand + BN + ReLU6 ->
     3x3 depthwise (stride) + BN (linear), residual when stride 1 and shapes match, added to the
     first `identity_ratio` of the channels only (MobileNeXt's identity tensor multiplier).
     `first_dw` / `last_dw` False drop a depthwise conv (a stride-2 block needs `last_dw`).
+    `dilation` is the rate of both depthwise convs.
     """
     shortcut = x
     in_channels = x.shape[-1]
     if first_dw:
         x = depthwise_bn(x, 3, activation_kind="relu6", bn_momentum=bn_momentum,
-                         name=f"{name}_dw1")
+                         dilation=dilation, name=f"{name}_dw1")
     x = conv_bn(x, reduced, 1, bn_momentum=bn_momentum, name=f"{name}_reduce")
     x = conv_bn(x, filters, 1, activation_kind="relu6", bn_momentum=bn_momentum,
                 name=f"{name}_expand")
     if last_dw or strides != 1:
-        x = depthwise_bn(x, 3, strides=strides, bn_momentum=bn_momentum, name=f"{name}_dw2")
+        x = depthwise_bn(x, 3, strides=strides, bn_momentum=bn_momentum,
+                         dilation=dilation, name=f"{name}_dw2")
     if strides != 1 or in_channels != filters:
         return x
     identity = int(round(in_channels * identity_ratio))

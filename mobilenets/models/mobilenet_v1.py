@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import conv_bn, depthwise_separable
 
 
@@ -29,19 +30,24 @@ ROWS = (
 BN_MOMENTUM = 0.99  # keras.applications' value for V1
 
 
-def build(common, *, alpha=1.0, depth_multiplier=1):
+def build(common, *, alpha=1.0, depth_multiplier=1, output_stride=32):
     """MobileNetV1 with width multiplier `alpha` (channels truncated to int, as the reference)
     and `depth_multiplier` (depthwise channel multiplier)."""
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
         raise ValueError(f"depth_multiplier must be a positive integer, got {depth_multiplier!r}")
+    features = FeatureMaps(output_stride)
     inputs, x = common.inputs()
-    x = conv_bn(x, int(32 * alpha), 3, strides=2, activation_kind="relu6",
-                bn_momentum=BN_MOMENTUM, name="stem")
+    strides, _ = features.stride(2)
+    x = features.add(conv_bn(x, int(32 * alpha), 3, strides=strides, activation_kind="relu6",
+                             bn_momentum=BN_MOMENTUM, name="stem"))
     for index, row in enumerate(ROWS, start=1):
-        x = depthwise_separable(x, int(row.c * alpha), strides=row.s,
+        strides, dilation = features.stride(row.s)
+        x = depthwise_separable(x, int(row.c * alpha), strides=strides, dilation=dilation,
                                 depth_multiplier=depth_multiplier, bn_momentum=BN_MOMENTUM,
                                 name=f"block{index}")
-    return common.finish(inputs, x, name=common.model_name("mobilenet_v1", alpha),
-                         default_dropout=1e-3)
+        features.add(x)
+    features.add(x, "last")
+    return Network(inputs, features.maps, common.model_name("mobilenet_v1", alpha),
+                   default_dropout=1e-3)

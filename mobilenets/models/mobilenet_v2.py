@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import conv_bn, inverted_residual, make_divisible
 
 
@@ -29,21 +30,29 @@ HEAD_CHANNELS = 1280
 BN_MOMENTUM = 0.999
 
 
-def build(common, *, alpha=1.0):
+def build(common, *, alpha=1.0, output_stride=32):
     """MobileNetV2 with width multiplier `alpha`; the 1280-channel head conv only grows
     (alpha > 1) and is kept at 1280 for alpha < 1, as in the paper."""
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
+    features = FeatureMaps(output_stride)
     inputs, x = common.inputs()
-    x = conv_bn(x, make_divisible(32 * alpha), 3, strides=2, activation_kind="relu6",
+    strides, _ = features.stride(2)
+    x = conv_bn(x, make_divisible(32 * alpha), 3, strides=strides, activation_kind="relu6",
                 bn_momentum=BN_MOMENTUM, name="stem")
     block = 0
     for row in ROWS:
         for repeat in range(row.n):
-            x = inverted_residual(x, expanded=x.shape[-1] * row.t,
-                                  filters=make_divisible(row.c * alpha),
-                                  strides=row.s if repeat == 0 else 1, name=f"block{block}")
+            nominal = row.s if repeat == 0 else 1
+            to = f"expansion_to_{features.nominal * nominal}"
+            strides, dilation = features.stride(nominal)
+            x = inverted_residual(
+                x, expanded=x.shape[-1] * row.t, filters=make_divisible(row.c * alpha),
+                strides=strides, dilation=dilation, name=f"block{block}",
+                on_expanded=(lambda e, to=to: features.add(e, to)) if nominal > 1 else None)
+            features.add(x)
             block += 1
     head = make_divisible(HEAD_CHANNELS * alpha) if alpha > 1.0 else HEAD_CHANNELS
     x = conv_bn(x, head, 1, activation_kind="relu6", bn_momentum=BN_MOMENTUM, name="head")
-    return common.finish(inputs, x, name=common.model_name("mobilenet_v2", alpha))
+    features.add(x, "last")
+    return Network(inputs, features.maps, common.model_name("mobilenet_v2", alpha))

@@ -4,6 +4,7 @@ import dataclasses
 
 from keras import layers
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import activation, conv_bn, inverted_residual, make_divisible
 
 
@@ -56,19 +57,19 @@ SE_RATIO = 0.25
 BN_MOMENTUM = 0.999
 
 
-def build_large(common, *, alpha=1.0, minimalistic=False):
+def build_large(common, *, alpha=1.0, minimalistic=False, output_stride=32):
     """MobileNetV3-Large; see `build`."""
     return build(common, LARGE, 1280, alpha=alpha, minimalistic=minimalistic,
-                 name="mobilenet_v3_large")
+                 output_stride=output_stride, name="mobilenet_v3_large")
 
 
-def build_small(common, *, alpha=1.0, minimalistic=False):
+def build_small(common, *, alpha=1.0, minimalistic=False, output_stride=32):
     """MobileNetV3-Small; see `build`."""
     return build(common, SMALL, 1024, alpha=alpha, minimalistic=minimalistic,
-                 name="mobilenet_v3_small")
+                 output_stride=output_stride, name="mobilenet_v3_small")
 
 
-def build(common, rows, head_channels, *, alpha, minimalistic, name):
+def build(common, rows, head_channels, *, alpha, minimalistic, output_stride, name):
     """Builds a MobileNetV3 from its table rows.
 
     As keras.applications (the reference): the stem keeps 16 channels at every width; expansions
@@ -82,27 +83,35 @@ def build(common, rows, head_channels, *, alpha, minimalistic, name):
     if not isinstance(minimalistic, bool):
         raise ValueError(f"minimalistic must be true or false, got {minimalistic!r}")
     hswish = "relu" if minimalistic else "hard_swish"
+    features = FeatureMaps(output_stride)
     inputs, x = common.inputs()
-    x = conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind=hswish, bn_momentum=BN_MOMENTUM,
-                name="stem")
+    strides, _ = features.stride(2)
+    x = conv_bn(x, STEM_CHANNELS, 3, strides=strides, activation_kind=hswish,
+                bn_momentum=BN_MOMENTUM, name="stem")
+    features.add(x)
     paper_in = STEM_CHANNELS
     for index, row in enumerate(rows):
         expanded = make_divisible(x.shape[-1] * row.exp / paper_in)
         se = row.se and not minimalistic
+        to = f"expansion_to_{features.nominal * row.s}"
+        strides, dilation = features.stride(row.s)
         x = inverted_residual(
             x, expanded=expanded, filters=make_divisible(row.c * alpha),
-            kernel_size=3 if minimalistic else row.k, strides=row.s,
+            kernel_size=3 if minimalistic else row.k, strides=strides, dilation=dilation,
             activation_kind=hswish if row.nl == "HS" else "relu",
             se_channels=make_divisible(expanded * SE_RATIO) if se else 0,
-            bn_momentum=BN_MOMENTUM, name=f"block{index}")
+            bn_momentum=BN_MOMENTUM, name=f"block{index}",
+            on_expanded=(lambda e, to=to: features.add(e, to)) if row.s > 1 else None)
+        features.add(x)
         paper_in = row.c
     x = conv_bn(x, make_divisible(x.shape[-1] * 6), 1, activation_kind=hswish,
                 bn_momentum=BN_MOMENTUM, name="head")
+    features.add(x, "last")
     width = make_divisible(head_channels * alpha) if alpha > 1.0 else head_channels
 
     def pre_logits(x):  # the paper's 1x1 conv on the pooled features, without BN
         x = layers.Dense(width, name="pre_logits_dense")(x)
         return activation(x, hswish, name="pre_logits")
 
-    return common.finish(inputs, x, name=common.model_name(name, alpha), default_dropout=0.2,
-                         pre_logits=pre_logits)
+    return Network(inputs, features.maps, common.model_name(name, alpha), default_dropout=0.2,
+                   pre_logits=pre_logits)

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import conv_bn, make_divisible, sandglass
 
 
@@ -38,7 +39,7 @@ def reduced_width(in_channels, out_channels, t):
     return reduced
 
 
-def build(common, *, alpha=1.0, identity_ratio=1.0):
+def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32):
     """MobileNeXt with width multiplier `alpha` and identity tensor multiplier `identity_ratio`
     (the fraction of channels the shortcut adds to; the paper's best trade-off is 0.5).
 
@@ -51,9 +52,11 @@ def build(common, *, alpha=1.0, identity_ratio=1.0):
         raise ValueError(f"alpha must be > 0, got {alpha}")
     if not 0.0 < identity_ratio <= 1.0:
         raise ValueError(f"identity_ratio must be in (0, 1], got {identity_ratio!r}")
+    features = FeatureMaps(output_stride)
     inputs, x = common.inputs()
-    x = conv_bn(x, make_divisible(32 * alpha), 3, strides=2, activation_kind="relu6",
-                bn_momentum=BN_MOMENTUM, name="stem")
+    strides, _ = features.stride(2)
+    x = features.add(conv_bn(x, make_divisible(32 * alpha), 3, strides=strides,
+                             activation_kind="relu6", bn_momentum=BN_MOMENTUM, name="stem"))
     block = 0
     for row in ROWS:
         filters = make_divisible(row.c * alpha)
@@ -62,10 +65,14 @@ def build(common, *, alpha=1.0, identity_ratio=1.0):
         for repeat in range(row.n):
             in_channels = x.shape[-1]
             keep_dw = row.t == 2 or in_channels == filters
+            nominal = row.s if repeat == 0 else 1
+            strides, dilation = features.stride(nominal)
             x = sandglass(x, reduced=reduced_width(in_channels, filters, row.t), filters=filters,
-                          strides=row.s if repeat == 0 else 1, identity_ratio=identity_ratio,
-                          first_dw=keep_dw, last_dw=keep_dw, bn_momentum=BN_MOMENTUM,
-                          name=f"block{block}")
+                          strides=strides, dilation=dilation, identity_ratio=identity_ratio,
+                          first_dw=keep_dw, last_dw=keep_dw or nominal > 1,
+                          bn_momentum=BN_MOMENTUM, name=f"block{block}")
+            features.add(x)
             block += 1
-    return common.finish(inputs, x, name=common.model_name("mobilenext", alpha),
-                         default_dropout=0.2)
+    features.add(x, "last")
+    return Network(inputs, features.maps, common.model_name("mobilenext", alpha),
+                   default_dropout=0.2)

@@ -1,12 +1,20 @@
-"""Model names -> builders: `build_model`, `list_models` and the catalogue of paper variants."""
+"""Model names -> builders: `build_model`, `build_backbone`, `list_models` and their options."""
 
 import dataclasses
 import difflib
 import inspect
 
-from mobilenets.models import (mobilenet_v1, mobilenet_v2, mobilenet_v3, mobilenext,
-                               shufflenet_v1, shufflenet_v2, squeezenet, xception)
-from mobilenets.models.common import Common
+from mobilenets.models import (
+    mobilenet_v1,
+    mobilenet_v2,
+    mobilenet_v3,
+    mobilenext,
+    shufflenet_v1,
+    shufflenet_v2,
+    squeezenet,
+    xception,
+)
+from mobilenets.models.common import Common, backbone_model, classifier_model
 
 BUILDERS = {
     "mobilenet_v1": mobilenet_v1.build,
@@ -20,6 +28,8 @@ BUILDERS = {
     "xception": xception.build,
 }
 COMMON_OPTIONS = tuple(field.name for field in dataclasses.fields(Common))
+# The common options that shape the classifier, which a backbone does not have.
+CLASSIFIER_OPTIONS = ("num_classes", "include_top", "pooling", "dropout", "classifier_activation")
 
 
 def list_models():
@@ -38,6 +48,11 @@ def model_options(name):
     return list(COMMON_OPTIONS) + list(family_options(name))
 
 
+def backbone_options(name):
+    """Returns every option `build_backbone(name, ...)` accepts, in a stable order."""
+    return [o for o in model_options(name) if o not in CLASSIFIER_OPTIONS]
+
+
 def min_input_size(name):
     """Returns the smallest height and width model `name` accepts (32 unless its family says)."""
     module = inspect.getmodule(BUILDERS[_check_name(name)])
@@ -45,21 +60,42 @@ def min_input_size(name):
 
 
 def build_model(name, **options):
-    """Builds model `name` (see `list_models`) as a Keras 3 Functional model.
+    """Builds model `name` (see `list_models`) as a Keras 3 Functional classifier.
 
     Options: the common ones (`input_shape`, `num_classes`, `include_top`, `pooling`, `dropout`,
     `classifier_activation`, `include_preprocessing`) and the family's own (`alpha`, ...).
     Raises ValueError naming the valid names or options on a misspelling or bad value.
     """
+    return classifier_model(*_network(name, model_options(name), options))
+
+
+def build_backbone(name, **options):
+    """Builds the backbone of model `name`: a Keras 3 model whose outputs are a dict of its
+    named feature maps (`stride_4` ... `stride_32`, `expansion_to_<s>` for inverted-residual
+    families, `last`; see `common.FeatureMaps`).
+
+    Options: `input_shape`, `include_preprocessing` and the family's own; `output_stride`
+    (8, 16 or 32) for the families that dilate (MobileNetV1, V2, V3, MobileNeXt).
+    """
+    if "output_stride" in options and "output_stride" not in family_options(name):
+        if options["output_stride"] != 32:
+            dilating = [n for n in BUILDERS if "output_stride" in family_options(n)]
+            raise ValueError(f"output_stride: {name} cannot dilate its last stages (only 32); "
+                             f"the families that can: {', '.join(dilating)}")
+        options = {k: v for k, v in options.items() if k != "output_stride"}
+    return backbone_model(_network(name, backbone_options(name), options)[1])
+
+
+def _network(name, valid, options):
     name = _check_name(name)
-    valid = model_options(name)
     unknown = [key for key in options if key not in valid]
     if unknown:
         hints = "".join(_did_you_mean(key, valid) for key in unknown)
         raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for {name}{hints}; "
                          f"valid options: {', '.join(valid)}")
-    common = Common(**{key: options.pop(key) for key in COMMON_OPTIONS if key in options})
-    return BUILDERS[name](common, **options)
+    common = Common(**{key: options[key] for key in COMMON_OPTIONS if key in options})
+    family = {key: value for key, value in options.items() if key not in COMMON_OPTIONS}
+    return common, BUILDERS[name](common, **family)
 
 
 def _check_name(name):
@@ -72,46 +108,3 @@ def _check_name(name):
 def _did_you_mean(word, choices):
     close = difflib.get_close_matches(str(word), list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    """A published configuration, with the figures its paper reports (None where none)."""
-
-    name: str
-    options: dict
-    top1: float | None = None  # ImageNet top-1 %, float
-    paper_macs: float | None = None  # millions of multiply-adds at 224 (299 for Xception)
-
-
-# Sources: ../shared/REFERENCE.md (papers, TF-slim, keras.applications); V1 widths: paper Table 6;
-# ShuffleNet V2 widths: paper Table 8.
-VARIANTS = (
-    Variant("mobilenet_v1", {"alpha": 1.0}, 70.6, 569),
-    Variant("mobilenet_v1", {"alpha": 0.75}, 68.4, 325),
-    Variant("mobilenet_v1", {"alpha": 0.5}, 63.7, 149),
-    Variant("mobilenet_v1", {"alpha": 0.25}, 50.6, 41),
-    Variant("mobilenet_v2", {"alpha": 1.4}, 74.7, 582),
-    Variant("mobilenet_v2", {"alpha": 1.0}, 72.0, 300),
-    Variant("mobilenet_v2", {"alpha": 0.75}, None, 209),
-    Variant("mobilenet_v2", {"alpha": 0.5}, None, 97),
-    Variant("mobilenet_v2", {"alpha": 0.35}, None, 59),
-    Variant("mobilenet_v3_large", {"alpha": 1.0}, 75.2, 219),
-    Variant("mobilenet_v3_large", {"alpha": 0.75}, 73.3, 155),
-    Variant("mobilenet_v3_large", {"minimalistic": True}, 72.3, 209),
-    Variant("mobilenet_v3_small", {"alpha": 1.0}, 67.4, 56),
-    Variant("mobilenet_v3_small", {"minimalistic": True}, 61.9, 65),
-    Variant("mobilenext", {"alpha": 1.0}, 74.02, 300),
-    Variant("mobilenext", {"alpha": 1.0, "identity_ratio": 0.5}, 74.09, None),
-    Variant("mobilenext", {"alpha": 0.75}, None, 210),
-    Variant("mobilenext", {"alpha": 0.5}, None, 110),
-    Variant("shufflenet_v1", {"alpha": 1.0, "groups": 3}, None, 140),
-    Variant("shufflenet_v1", {"alpha": 1.0, "groups": 8}, None, 140),
-    Variant("shufflenet_v2", {"alpha": 0.5}, 60.3, 41),
-    Variant("shufflenet_v2", {"alpha": 1.0}, 69.4, 146),
-    Variant("shufflenet_v2", {"alpha": 1.5}, 72.6, 299),
-    Variant("shufflenet_v2", {"alpha": 2.0}, 74.9, 591),
-    Variant("squeezenet", {"version": "1.0"}, 57.5, None),
-    Variant("squeezenet", {"version": "1.1"}, None, None),
-    Variant("xception", {"input_shape": (299, 299, 3)}, 79.0, None),
-)

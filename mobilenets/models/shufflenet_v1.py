@@ -5,8 +5,15 @@ import dataclasses
 import keras
 from keras import layers
 
-from mobilenets.models.layers import (activation, batch_norm, channel_shuffle, conv_bn,
-                                      depthwise_bn, make_divisible)
+from mobilenets.models.common import FeatureMaps, Network
+from mobilenets.models.layers import (
+    activation,
+    batch_norm,
+    channel_shuffle,
+    conv_bn,
+    depthwise_bn,
+    make_divisible,
+)
 
 # Table 1: output channels of stages 2-4 for each number of groups g, at scale 1x.
 STAGE_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
@@ -77,13 +84,20 @@ def build(common, *, alpha=1.0, groups=3):
         raise ValueError(f"groups must be one of {sorted(STAGE_CHANNELS)}, got {groups!r}")
     if alpha not in SCALES:
         raise ValueError(f"alpha (ShuffleNet scale) must be one of {SCALES}, got {alpha!r}")
+    features = FeatureMaps()
     inputs, x = common.inputs()
-    x = conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind="relu", name="stem")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    features.stride(2)
+    x = features.add(conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind="relu",
+                             name="stem"))
+    features.stride(2)
+    x = features.add(layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x))
     for stage_index, (stage, channels) in enumerate(zip(STAGES, STAGE_CHANNELS[groups]), start=2):
         out_channels = make_divisible(channels * alpha, 4 * groups)
         for unit in range(stage.n):
-            x = shuffle_unit(x, out_channels, groups=groups, strides=2 if unit == 0 else 1,
+            strides, _ = features.stride(2 if unit == 0 else 1)
+            x = shuffle_unit(x, out_channels, groups=groups, strides=strides,
                              group_first=not (stage_index == 2 and unit == 0),
                              name=f"stage{stage_index}_unit{unit + 1}")
-    return common.finish(inputs, x, name=common.model_name(f"shufflenet_v1_g{groups}", alpha))
+            features.add(x)
+    features.add(x, "last")
+    return Network(inputs, features.maps, common.model_name(f"shufflenet_v1_g{groups}", alpha))

@@ -4,6 +4,7 @@ import dataclasses
 
 from keras import layers
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import ChannelSplit, channel_shuffle, conv_bn, depthwise_bn
 
 # Table 5: output channels of stages 2-4 and of conv5, per network width.
@@ -51,12 +52,18 @@ def build(common, *, alpha=1.0):
         raise ValueError(
             f"alpha (ShuffleNet V2 width) must be one of {sorted(STAGE_CHANNELS)}, got {alpha!r}")
     *stage_channels, last_channels = STAGE_CHANNELS[alpha]
+    features = FeatureMaps()
     inputs, x = common.inputs()
-    x = conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind="relu", name="stem")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    features.stride(2)
+    x = features.add(conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind="relu",
+                             name="stem"))
+    features.stride(2)
+    x = features.add(layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x))
     for stage_index, (stage, channels) in enumerate(zip(STAGES, stage_channels), start=2):
         for unit in range(stage.n):
-            x = shuffle_unit(x, channels, strides=2 if unit == 0 else 1,
-                             name=f"stage{stage_index}_unit{unit + 1}")
+            strides, _ = features.stride(2 if unit == 0 else 1)
+            x = features.add(shuffle_unit(x, channels, strides=strides,
+                                          name=f"stage{stage_index}_unit{unit + 1}"))
     x = conv_bn(x, last_channels, 1, activation_kind="relu", name="head")
-    return common.finish(inputs, x, name=common.model_name("shufflenet_v2", alpha))
+    features.add(x, "last")
+    return Network(inputs, features.maps, common.model_name("shufflenet_v2", alpha))

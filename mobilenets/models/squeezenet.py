@@ -5,6 +5,7 @@ import dataclasses
 import keras
 from keras import layers
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import activation, batch_norm, make_divisible
 
 
@@ -80,13 +81,16 @@ def build(common, *, alpha=1.0, version="1.0", bypass="none", batch_norm=False):
         raise ValueError(f"batch_norm must be true or false, got {batch_norm!r}")
     spec = VERSIONS[version]
     stem_filters, stem_kernel = spec["stem"]
+    features = FeatureMaps()
     inputs, x = common.inputs()
-    x = conv(x, make_divisible(stem_filters * alpha), stem_kernel, strides=2, padding="valid",
-             name="stem", batch_normalization=batch_norm)
+    features.stride(2)
+    x = features.add(conv(x, make_divisible(stem_filters * alpha), stem_kernel, strides=2,
+                          padding="valid", name="stem", batch_normalization=batch_norm))
     fire_index, pool_index = 2, 1
     for item in spec["layers"]:
         if item == POOL:
-            x = ceil_max_pool(x, name=f"pool{pool_index}")
+            features.stride(2)
+            x = features.add(ceil_max_pool(x, name=f"pool{pool_index}"))
             pool_index += 1
             continue
         name = f"fire{fire_index}"
@@ -98,11 +102,14 @@ def build(common, *, alpha=1.0, version="1.0", bypass="none", batch_norm=False):
             shortcut = layers.Conv2D(y.shape[-1], 1, kernel_initializer="he_uniform",
                                      name=f"{name}_bypass_conv")(x)
             y = layers.Add(name=f"{name}_bypass")([shortcut, y])
-        x = y
+        x = features.add(y)
         fire_index += 1
-    if not common.include_top:
-        return common.finish(inputs, x, name=_name(common, version, alpha))
-    # The classifier is a 1x1 conv + ReLU before the global pool (no dense layer).
+    features.add(x, "last")
+    return Network(inputs, features.maps, _name(common, version, alpha), top=conv_classifier)
+
+
+def conv_classifier(common, x):
+    """SqueezeNet's classifier: dropout -> 1x1 conv + ReLU -> global average pool (no dense)."""
     rate = 0.5 if common.dropout is None else common.dropout
     if rate > 0:
         x = layers.Dropout(rate, name="dropout")(x)
@@ -112,7 +119,7 @@ def build(common, *, alpha=1.0, version="1.0", bypass="none", batch_norm=False):
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if common.classifier_activation is not None:
         x = layers.Activation(common.classifier_activation, name="predictions")(x)
-    return keras.Model(inputs, x, name=_name(common, version, alpha))
+    return x
 
 
 def _name(common, version, alpha):

@@ -4,6 +4,7 @@ import dataclasses
 
 from keras import layers
 
+from mobilenets.models.common import FeatureMaps, Network
 from mobilenets.models.layers import activation, batch_norm, conv_bn, make_divisible
 
 
@@ -44,10 +45,13 @@ def build(common, *, alpha=1.0):
     def width(c):
         return make_divisible(c * alpha)
 
+    features = FeatureMaps()
     inputs, x = common.inputs(min_size=MIN_SIZE)
+    features.stride(2)
     x = conv_bn(x, width(32), 3, strides=2, padding="valid", activation_kind="relu",
                 name="stem1")
-    x = conv_bn(x, width(64), 3, padding="valid", activation_kind="relu", name="stem2")
+    x = features.add(conv_bn(x, width(64), 3, padding="valid", activation_kind="relu",
+                             name="stem2"))
     for index, block in enumerate(BLOCKS, start=1):
         prefix = f"block{index}"
         if block.downsample:
@@ -60,9 +64,12 @@ def build(common, *, alpha=1.0):
                 x = activation(x, "relu", name=f"{prefix}_sep{j}")
             x = separable_conv_bn(x, width(w), name=f"{prefix}_sep{j}")
         if block.downsample:
+            features.stride(2)
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}_pool")(x)
-        x = layers.Add(name=f"{prefix}_add")([x, shortcut])
+        x = features.add(layers.Add(name=f"{prefix}_add")([x, shortcut]))
     for j, w in enumerate(EXIT_WIDTHS, start=1):
         x = separable_conv_bn(x, width(w), name=f"exit_sep{j}")
         x = activation(x, "relu", name=f"exit_sep{j}")
-    return common.finish(inputs, x, name=common.model_name("xception", alpha))
+    features.add(x)
+    features.add(x, "last")
+    return Network(inputs, features.maps, common.model_name("xception", alpha))

@@ -75,7 +75,8 @@ def test_mobilenext_drops_depthwise_convs_of_width_changing_blocks():
     assert not {"block1_dw1_conv", "block1_dw2_conv"} & names  # 96 -> 144, stride 1: none
     assert "block2_dw2_conv" in names and "block2_dw1_conv" not in names  # stride 2: last only
     assert {"block3_dw1_conv", "block3_dw2_conv", "block3_add"} <= names  # 192 -> 192
-    assert model.get_layer("block19_reduce_conv").filters == 208  # 960 -> 1280: ceil(1280 / 6) to 16s
+    # 960 -> 1280: ceil(1280 / 6) rounded to 16s
+    assert model.get_layer("block19_reduce_conv").filters == 208
 
 
 def test_hard_swish_and_hard_sigmoid_values():
@@ -98,7 +99,7 @@ def test_squeezenet_bypasses():
     simple = build_model("squeezenet", bypass="simple")
     complex_ = build_model("squeezenet", bypass="complex")
     assert count(plain, keras.layers.Add) == 0
-    assert [l.name for l in simple.layers if isinstance(l, keras.layers.Add)] == [
+    assert [layer.name for layer in simple.layers if isinstance(layer, keras.layers.Add)] == [
         "fire3_bypass", "fire5_bypass", "fire7_bypass", "fire9_bypass"]
     assert count(complex_, keras.layers.Add) == 8
     # 1x1 convs with bias around fire2 (96 -> 128), fire4 (128 -> 256), fire6 (256 -> 384),

@@ -6,6 +6,7 @@ import pytest
 
 from mobilenets import build_model, list_models
 from mobilenets.models.registry import min_input_size, model_options
+from tests.tiers import families
 
 # Small widths keep these tests fast; each is a valid option of its family.
 SMALL = {
@@ -82,7 +83,7 @@ def test_preprocessing_maps_pixels_to_minus_one_one(name):
                                plain(images, training=False), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", families())
 def test_one_training_step_changes_weights_and_loss_is_finite(name):
     model = small(name, classifier_activation=None)
     model.compile(keras.optimizers.SGD(0.1),
@@ -95,7 +96,7 @@ def test_one_training_step_changes_weights_and_loss_is_finite(name):
     assert all(changed), [w.path for w, c in zip(model.trainable_weights, changed) if not c]
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", families())
 def test_keras_file_round_trip(name, tmp_path):
     model = small(name, include_preprocessing=True)
     path = tmp_path / "model.keras"

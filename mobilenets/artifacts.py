@@ -1,0 +1,83 @@
+"""Model files: loading a `.keras` model or a QAT run's `.h5`, saving the final model, and
+starting a model from another one's weights (`model.init_from`). `.tflite` files are read by
+`tflite.runner`.
+
+Errors name the option or key that gave the path (`--model`, `model.init_from`).
+"""
+
+import logging
+import pathlib
+
+import keras
+
+from mobilenets import files
+from mobilenets.errors import UserError
+
+log = logging.getLogger("mobilenets")
+
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+def load_model(path, option="--model"):
+    """Loads a `.keras` model, or the `.h5` tf_keras model of a QAT run; UserError if it
+    cannot (`option` names the flag or key that gave the path)."""
+    path = pathlib.Path(path)
+    if path.suffix not in KERAS_SUFFIXES:
+        raise UserError(f"{option} {path}: expected a .keras file (or the .h5 of a QAT run)")
+    if not path.is_file():
+        raise UserError(f"{option} {path} not found")
+    try:
+        if path.suffix == ".h5":
+            from mobilenets.quantization import qat
+
+            return qat.load_model(path)
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - unreadable or foreign file
+        raise UserError(f"{option} {path}: cannot load it as a Keras model ({error})") from None
+
+
+def save(model, path):
+    """Saves `model` at `path` (not atomically: wrap it in `files.atomic_path`): a Keras 3 model
+    as `.keras`, a QAT run's tf_keras model as `.h5`."""
+    if pathlib.Path(path).suffix == ".h5":
+        from mobilenets.quantization import qat
+
+        qat.save(model, path)
+    else:
+        model.save(path)
+
+
+def save_final(model, folder, quantized=False):
+    """Writes the final model of a run atomically: `model.keras`, or a QAT run's tf_keras
+    `model_qat.h5`. Returns its path."""
+    path = pathlib.Path(folder) / ("model_qat.h5" if quantized else "model.keras")
+    with files.atomic_path(path) as tmp:
+        save(model, tmp)
+    return path
+
+
+def load_weights_from(model, path, option="model.init_from"):
+    """Copies the weights of the `.keras` file at `path` into `model`, layer by layer (by name).
+
+    A classifier of another size is left as initialized (fine-tuning to new classes).
+    """
+    if not pathlib.Path(path).is_file():
+        raise UserError(f"{option}: {path} not found")
+    try:
+        source = keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
+        raise UserError(f"{option}: cannot load {path} as a Keras model ({error})") from None
+    theirs = {layer.name: layer for layer in source.layers if layer.weights}
+    ours = [layer for layer in model.layers if layer.weights]
+    missing = [layer.name for layer in ours if layer.name not in theirs]
+    mismatched = [layer.name for layer in ours if layer.name in theirs and
+                  [w.shape for w in layer.weights] != [w.shape for w in theirs[layer.name].weights]]
+    if missing or [n for n in mismatched if n != "logits"]:
+        culprit = (missing or mismatched)[0]
+        raise UserError(f"{option}: {path} ({source.name}) does not match {model.name}: "
+                        f"layer {culprit!r} is {'missing' if missing else 'of another shape'}")
+    for layer in ours:
+        if layer.name not in mismatched:
+            layer.set_weights(theirs[layer.name].get_weights())
+    if mismatched:
+        log.info("%s: new classifier (%s classes)", option, model.output_shape[-1])

@@ -1,0 +1,79 @@
+"""tf.data pipelines: the endless, resumable training stream, the evaluation split in order,
+and calibration images for int8 conversion.
+
+The training stream is a function of (seed, position): each epoch is a seeded permutation of
+the indices and each image's augmentation is seeded by its position in the stream, so a resumed
+run sees exactly the images the interrupted one would have, starting from any step, without
+decoding the skipped ones.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from mobilenets.data.splits import RecordSplit
+from mobilenets.data.transforms import eval_transform, train_transform
+
+
+def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
+                  shard=(1, 0), replica_batch=None):
+    """The endless training stream in batches of `batch_size`, starting at batch `start_step`.
+
+    `target` maps an int32 label to what the model is trained against (the task's targets).
+
+    `shard=(count, index)` keeps every count-th image of the stream (one input pipeline of
+    several), batched in `replica_batch` images (default batch_size / count).
+    """
+    start = start_step * batch_size
+    first_epoch, offset = divmod(start, len(split))
+    load = split.item_loader(shape[2])
+    items = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
+        lambda epoch: split.epoch_items(seed, epoch)).skip(offset)
+    stream = tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), items)
+    if shard[0] > 1:
+        stream = stream.shard(*shard)
+
+    def element(position, item):
+        image, label = load(item)
+        image = train_transform(image, tf.stack([tf.cast(seed, tf.int64), position]), shape,
+                                config)
+        return image, target(label)
+
+    stream = stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if config.corrupt_images == "skip":
+        stream = stream.ignore_errors(log_warning=True)
+    return stream.batch(replica_batch or batch_size // shard[0],
+                        drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split, config, shape, target, batch_size):
+    """The evaluation split in order, batched (the last batch may be smaller); `target` as in
+    `train_dataset`."""
+    def element(image, label):
+        return eval_transform(image, shape, config), target(label)
+
+    stream = split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
+                                         deterministic=True)
+    if config.corrupt_images == "skip":
+        stream = stream.ignore_errors(log_warning=True)
+    return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def calibration_images(split, config, shape, count):
+    """Yields `count` evaluation-preprocessed images (batch of 1) spread over `split` (the
+    first `count` of a streamed split)."""
+    if isinstance(split, RecordSplit):
+        stream = split.limit(count).ordered(shape[2])
+    else:
+        indices = np.linspace(0, len(split) - 1, min(count, len(split))).astype(np.int64)
+        stream = tf.data.Dataset.from_tensor_slices(indices).map(split.load_fn(shape[2]))
+    for image, _ in stream:
+        yield eval_transform(image, shape, config).numpy()[None]
+
+
+def representative(split, config, shape, count):
+    """The TFLite converter's calibration callable (also QAT's range calibration): `count`
+    evaluation-preprocessed images of `split`, each as a list of one float32 batch of 1."""
+    def generate():
+        for image in calibration_images(split, config, shape, count):
+            yield [image.astype(np.float32)]
+    return generate

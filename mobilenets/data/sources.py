@@ -1,0 +1,251 @@
+"""The data sources: the bundled sample, Fashion-MNIST IDX files, image folders and tfds.
+
+Each loader returns a `Data` of the splits asked for (`wanted`: "train", "eval"), the others
+left None, so that evaluating a model does not decode the training images.
+"""
+
+import concurrent.futures
+import gzip
+import io
+import logging
+import os
+import pathlib
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+from mobilenets.data.splits import Data, RecordSplit, Split
+from mobilenets.errors import UserError
+
+log = logging.getLogger("mobilenets")
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+SAMPLE_DIR = pathlib.Path(__file__).resolve().parents[1] / "sample"
+FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
+                         "shirt", "sneaker", "bag", "ankle boot"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+
+
+def read_idx(path):
+    """Reads an IDX file (optionally gzipped): the format of MNIST and Fashion-MNIST."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise UserError(f"{path}: not an IDX file of unsigned bytes")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    array = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if array.size != np.prod(shape):
+        raise UserError(f"{path}: truncated IDX file ({array.size} of {np.prod(shape)} values)")
+    return array.reshape(shape)
+
+
+def write_idx(path, array):
+    """Writes a uint8 array as a gzipped IDX file."""
+    array = np.ascontiguousarray(array, np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                     *array.shape)
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(header + array.tobytes())
+
+
+def _idx_split(folder, prefix):
+    folder = pathlib.Path(folder)
+    files = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = [folder / f"{prefix}-{kind}{suffix}" for suffix in (".gz", "")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UserError(f"data.dir: {candidates[0]} not found (Fashion-MNIST IDX files; "
+                            "on Debian: apt-get install dataset-fashion-mnist)")
+        files.append(found)
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if len(images) != len(labels):
+        raise UserError(f"{folder}: {len(images)} images but {len(labels)} labels ({prefix})")
+    return Split(labels=labels.astype(np.int64), arrays=images[..., None])
+
+
+def load_fashion_mnist(config, seed, wanted):
+    folder = config.dir or FASHION_MNIST_DIR
+    if not pathlib.Path(folder).is_dir():
+        raise UserError(f"data.dir: Fashion-MNIST folder {folder} not found "
+                        "(on Debian: apt-get install dataset-fashion-mnist)")
+    return Data(_idx_split(folder, "train") if "train" in wanted else None,
+                _idx_split(folder, "t10k") if "eval" in wanted else None, FASHION_MNIST_CLASSES)
+
+
+def load_sample(config, seed, wanted):
+    if not (SAMPLE_DIR / "t10k-labels-idx1-ubyte.gz").is_file():
+        raise UserError(f"data.source sample: the bundled sample is missing from {SAMPLE_DIR} "
+                        "(a broken install: reinstall mobilenets)")
+    evaluation = None
+    if "eval" in wanted:
+        evaluation = _idx_split(SAMPLE_DIR, "t10k")
+        full = pathlib.Path(config.dir or FASHION_MNIST_DIR)
+        if config.full_test_set and any(full.glob("t10k-labels-idx1-ubyte*")):
+            evaluation = _idx_split(full, "t10k")
+            log.info("evaluating on the full Fashion-MNIST test set in %s (%d images)", full,
+                     len(evaluation))
+        else:
+            log.info("evaluating on the bundled test sample (%d images)", len(evaluation))
+    train = _idx_split(SAMPLE_DIR, "train") if "train" in wanted else None
+    return Data(train, evaluation, FASHION_MNIST_CLASSES)
+
+
+def load_folder(config, seed, wanted):
+    root = pathlib.Path(config.dir)
+    if not config.dir or not root.is_dir():
+        raise UserError(f"data.dir: image folder {config.dir!r} not found")
+    train_root, eval_root = root / config.train_split, root / config.eval_split
+    if config.eval_split and train_root.is_dir() and eval_root.is_dir():
+        class_names = _class_folders(train_root)
+        train = _scan_folder(train_root, class_names, config) if "train" in wanted else None
+        evaluation = _scan_folder(eval_root, class_names, config) if "eval" in wanted else None
+    else:
+        if not 0 < config.validation_fraction < 1:
+            raise UserError(
+                f"data: {root} has no {config.train_split!r} and {config.eval_split!r} "
+                "subfolders; set data.validation_fraction (e.g. 0.1) to hold out part of it")
+        class_names = _class_folders(root)
+        everything = _scan_folder(root, class_names, config)
+        train, evaluation = _split_by_fraction(everything, config.validation_fraction, seed)
+    return Data(train, evaluation, class_names)
+
+
+def _class_folders(root):
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise UserError(f"data.dir: {root} has no class subfolders (expected one per class)")
+    return names
+
+
+def _scan_folder(root, class_names, config):
+    """Lists (and checks) the images of `root/<class>/`, one subfolder per class."""
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = root / name
+        if not folder.is_dir():
+            raise UserError(f"data.dir: class folder {folder} is missing (classes come from "
+                            f"{root.parent / config.train_split})")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"data.dir: class folder {folder} has no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    paths, labels = np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
+    encoded = _read_and_check(paths, config)
+    keep = np.array([e is not None for e in encoded])
+    if not keep.all():
+        bad = paths[~keep]
+        if config.corrupt_images == "error":
+            raise UserError(f"data: cannot decode image {bad[0]} (set data.corrupt_images: "
+                            "skip to leave such files out)")
+        log.warning("skipped %d corrupt or truncated image(s) in %s, e.g. %s", len(bad), root,
+                    ", ".join(bad[:3]))
+    paths, labels = paths[keep], labels[keep]
+    for label, name in enumerate(class_names):
+        if not (labels == label).any():
+            raise UserError(f"data.dir: class folder {root / name} has no readable images")
+    total = sum(len(e) for e in encoded if e is not None)
+    if config.cache and total <= config.max_cache_mb * 2**20:
+        return Split(labels=labels, encoded=np.array([e for e in encoded if e is not None],
+                                                     dtype=object))
+    return Split(labels=labels, paths=paths)
+
+
+def _read_and_check(paths, config):
+    """Reads every file and checks that it decodes whole; None for those that do not."""
+    from PIL import Image
+
+    def check(path):
+        try:
+            data = pathlib.Path(path).read_bytes()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+            return data
+        except (OSError, SyntaxError, ValueError):
+            return None
+
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(check, paths))
+
+
+def _split_by_fraction(split, fraction, seed):
+    """Holds out `fraction` of each class (seeded), so both parts keep every class."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(split), bool)
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        count = max(1, int(round(len(members) * fraction)))
+        if count >= len(members):
+            raise UserError(f"data.validation_fraction {fraction} leaves no training image "
+                            f"in class {label}")
+        held[rng.choice(members, count, replace=False)] = True
+
+    def part(mask):
+        return Split(*(None if a is None else a[mask] for a in (
+            split.labels, split.arrays, split.encoded, split.paths)))
+    return part(~held), part(held)
+
+
+def load_tfds(config, seed, wanted):
+    import tensorflow_datasets as tfds
+
+    if not config.name:
+        raise UserError("data.name: set the tfds dataset name (e.g. imagenet2012)")
+    try:
+        builder = tfds.builder(config.name, data_dir=config.dir or None)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError and friends
+        raise UserError(f"data.name: tfds has no dataset {config.name!r} ({error})") from None
+    if not builder.is_prepared():
+        if not config.manual_dir:
+            raise UserError(
+                f"data: tfds dataset {config.name} is not prepared in "
+                f"{builder.data_dir_root if hasattr(builder, 'data_dir_root') else config.dir}; "
+                "prepare it (tfds build) or set data.manual_dir to its downloaded archives")
+        if not pathlib.Path(config.manual_dir).is_dir():
+            raise UserError(f"data.manual_dir: {config.manual_dir} not found")
+        download = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
+        builder.download_and_prepare(download_config=download)
+    names = builder.info.features["label"].names
+    splits = builder.info.splits
+    for split in (config.train_split, config.eval_split):
+        if split.split("[")[0] not in splits:
+            raise UserError(f"data: tfds dataset {config.name} has no split {split!r}; "
+                            f"it has {', '.join(splits)}")
+    return Data(_tfds_split(builder, config.train_split, config) if "train" in wanted else None,
+                _tfds_split(builder, config.eval_split, config) if "eval" in wanted else None,
+                names)
+
+
+def _tfds_split(builder, split, config):
+    """A split's encoded images in memory (without decoding) if they fit in
+    `data.max_cache_mb` and `data.cache` is on, else a `RecordSplit` streamed from disk."""
+    import tensorflow_datasets as tfds
+
+    info = builder.info.splits[split]
+    if not config.cache or info.num_bytes > config.max_cache_mb * 2**20:
+        if "[" in split:
+            raise UserError(f"data: split {split!r} of {builder.name} is too large to hold in "
+                            "memory (data.max_cache_mb) and slices cannot be streamed; use a "
+                            "whole split")
+        decoders = {"image": tfds.decode.SkipDecoding()}
+
+        def parse(serialized):
+            example = builder.info.features.deserialize_example(serialized, decoders=decoders)
+            return example["image"], tf.cast(example["label"], tf.int32)
+        log.info("streaming %s[%s] from disk (%d images)", builder.name, split,
+                 info.num_examples)
+        return RecordSplit(files=[str(f) for f in info.filepaths], count=info.num_examples,
+                           parse=parse)
+    dataset = builder.as_dataset(split=split, shuffle_files=False,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
+    encoded, labels = [], []
+    for example in dataset.as_numpy_iterator():
+        encoded.append(example["image"])
+        labels.append(example["label"])
+    return Split(labels=np.array(labels, np.int64), encoded=np.array(encoded, dtype=object))

@@ -1,0 +1,119 @@
+"""Random-access image splits: decoded arrays or encoded bytes in memory, file paths, or record
+files streamed from disk (a tfds split too large for memory)."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from mobilenets.data.transforms import convert_channels
+
+
+@dataclasses.dataclass
+class Split:
+    """Images addressable by index: exactly one of `arrays`, `encoded` or `paths` is set."""
+
+    labels: np.ndarray
+    arrays: np.ndarray | None = None  # uint8 (N, H, W, C), all one size
+    encoded: np.ndarray | None = None  # object array of encoded image bytes
+    paths: np.ndarray | None = None  # object array of file paths
+
+    def __len__(self):
+        return len(self.labels)
+
+    def limit(self, count):
+        """The first `count` images (all if 0)."""
+        if not count or count >= len(self):
+            return self
+        return Split(*(None if a is None else a[:count] for a in (
+            self.labels, self.arrays, self.encoded, self.paths)))
+
+    def load_fn(self, channels):
+        """A tf function index -> (uint8 image H x W x channels, int32 label)."""
+        labels = tf.constant(self.labels.astype(np.int32))
+        if self.arrays is not None:
+            arrays = tf.constant(self.arrays)
+
+            def load(index):
+                return convert_channels(tf.gather(arrays, index), channels), labels[index]
+        else:
+            source = tf.constant((self.encoded if self.encoded is not None
+                                  else self.paths).astype(bytes))
+            from_files = self.encoded is None
+
+            def load(index):
+                data = source[index]
+                if from_files:
+                    data = tf.io.read_file(data)
+                image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+                return image, labels[index]
+        return load
+
+
+    def ordered(self, channels):
+        """The images in order: a dataset of (uint8 image, int32 label)."""
+        return tf.data.Dataset.range(len(self)).map(self.load_fn(channels),
+                                                    num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch_items(self, seed, epoch):
+        """One epoch in a seeded order, as items for `item_loader` (here: indices)."""
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(self), dtype=tf.int64),
+                                                         seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    def item_loader(self, channels):
+        return self.load_fn(channels)
+
+
+@dataclasses.dataclass
+class RecordSplit:
+    """A tfds split too large for memory, streamed from its record files.
+
+    An epoch reads the files in a seeded order, interleaved, through a seeded shuffle buffer,
+    so the order is still a function of (seed, epoch); a resumed run skips records (without
+    decoding them) up to where it stopped.
+    """
+
+    files: list  # record files, in shard order
+    count: int  # images used per epoch
+    parse: object  # serialized example -> (encoded image, int32 label)
+    shuffle_buffer: int = 10000
+
+    def __len__(self):
+        return self.count
+
+    def limit(self, count):
+        if not count or count >= self.count:
+            return self
+        return dataclasses.replace(self, count=count)
+
+    def _records(self, files):
+        return tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(16, len(self.files)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def ordered(self, channels):
+        load = self.item_loader(channels)
+        return tf.data.TFRecordDataset(self.files).take(self.count).map(
+            lambda serialized: load(self.parse(serialized)),
+            num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch_items(self, seed, epoch):
+        files = tf.random.experimental.stateless_shuffle(tf.constant(self.files),
+                                                         seed=tf.stack([seed, epoch]))
+        return self._records(files).shuffle(self.shuffle_buffer, seed=seed).take(self.count).map(
+            self.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def item_loader(self, channels):
+        def decode(encoded, label):
+            return tf.io.decode_image(encoded, channels=channels, expand_animations=False), label
+        return lambda item: decode(*item)
+
+
+@dataclasses.dataclass
+class Data:
+    """The splits of a source (None for a split not loaded) and its class names."""
+
+    train: Split | RecordSplit | None
+    eval: Split | RecordSplit | None
+    class_names: list

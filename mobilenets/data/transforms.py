@@ -1,0 +1,101 @@
+"""Preprocessing of one image: training augmentation (seeded, stateless) and evaluation resize.
+
+Images leave as float32 pixels in [0, 255]; normalization is inside the model.
+"""
+
+import tensorflow as tf
+
+
+def convert_channels(image, channels):
+    """Gray to RGB or RGB to gray, for arrays whose channel count is known statically."""
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3:
+        return tf.image.grayscale_to_rgb(image)
+    return tf.image.rgb_to_grayscale(image)
+
+
+def _fit(image, height, width, small_images):
+    """Resizes to (height, width), or zero-pads images that are not larger ("pad")."""
+    if small_images == "pad":
+        shape = tf.shape(image)
+        fits = tf.logical_and(shape[0] <= height, shape[1] <= width)
+        return tf.cond(fits,
+                       lambda: tf.image.resize_with_crop_or_pad(image, height, width),
+                       lambda: tf.image.resize(image, (height, width)))
+    return tf.image.resize(image, (height, width))
+
+
+def train_transform(image, seed, shape, config):
+    """Augments one uint8 image with stateless ops seeded by `seed` (a [2] int tensor)."""
+    height, width, _ = shape
+    image = tf.cast(image, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    if config.augment == "inception":
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image), tf.zeros([1, 0, 4]), seed=seeds[0], min_object_covered=0.1,
+            aspect_ratio_range=(3 / 4, 4 / 3), area_range=(config.min_crop_area, 1.0),
+            max_attempts=10, use_image_if_no_bounding_boxes=True)
+        image = tf.image.resize(tf.slice(image, begin, size), (height, width))
+    else:
+        image = _fit(image, height, width, config.small_images)
+        if config.augment == "flip_crop":
+            pad = config.crop_padding or max(1, height // 8)
+            image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+            image = tf.image.stateless_random_crop(image, (height, width, shape[2]), seeds[0])
+    if config.augment != "none":
+        image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    if config.erase_probability > 0:
+        image = random_erase(image, seeds[2], config.erase_probability)
+    return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+
+
+def random_erase(image, seed, probability, area_range=(0.02, 0.4), min_aspect=0.3):
+    """Random erasing (Zhong et al., 2017): with `probability`, a rectangle becomes noise.
+
+    The rectangle covers a uniform `area_range` fraction of the image with a log-uniform aspect
+    ratio in [min_aspect, 1 / min_aspect], clipped to the image, at a uniform position, and
+    is filled with uniform noise in [0, 255]. keras.layers.RandomErasing does the same from a
+    stateful seed generator; this one is seeded like the other ops here, so a resumed run
+    erases the same rectangles.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    area = tf.cast(height * width, tf.float32)
+    draw = tf.random.stateless_uniform([4], seeds[0])
+    fraction = area_range[0] + (area_range[1] - area_range[0]) * draw[0]
+    aspect = tf.exp(tf.math.log(min_aspect) * (2 * draw[1] - 1))
+    erase_h = tf.minimum(height, tf.cast(tf.round(tf.sqrt(fraction * area * aspect)), tf.int32))
+    erase_w = tf.minimum(width, tf.cast(tf.round(tf.sqrt(fraction * area / aspect)), tf.int32))
+    top = tf.cast(draw[2] * tf.cast(height - erase_h + 1, tf.float32), tf.int32)
+    left = tf.cast(draw[3] * tf.cast(width - erase_w + 1, tf.float32), tf.int32)
+    rows = tf.range(height)[:, None, None]
+    cols = tf.range(width)[None, :, None]
+    inside = (rows >= top) & (rows < top + erase_h) & (cols >= left) & (cols < left + erase_w)
+    erase = tf.random.stateless_uniform([], seeds[1]) < probability
+    noise = tf.random.stateless_uniform(tf.shape(image), seeds[2], maxval=255.0)
+    return tf.where(inside & erase, noise, image)
+
+
+def eval_transform(image, shape, config):
+    """Resizes (then crops the central `crop_fraction`) or pads one uint8 image."""
+    height, width, _ = shape
+    image = tf.cast(image, tf.float32)
+    if config.crop_fraction < 1.0 and config.small_images != "pad":
+        outer = (int(round(height / config.crop_fraction)),
+                 int(round(width / config.crop_fraction)))
+        image = tf.image.resize(image, outer)
+        image = tf.image.resize_with_crop_or_pad(image, height, width)
+    else:
+        image = _fit(image, height, width, config.small_images)
+    return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+
+
+def client_transform(image, shape):
+    """One uint8 image as Android's clients (MediaPipe Tasks, the TFLite Task Library) feed a
+    model: the whole image resized to the input's height x width (aspect not kept, no crop),
+    bilinear, then the model's channels (gray from RGB by ITU-R 601 luma)."""
+    height, width, channels = shape
+    image = convert_channels(tf.convert_to_tensor(image), channels)
+    image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
+    return tf.clip_by_value(image, 0.0, 255.0)

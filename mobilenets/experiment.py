@@ -1,0 +1,108 @@
+"""Runs an experiment: data -> model -> train -> evaluate -> export, in a run directory it owns.
+
+`train(config, workdir)` is what `mobilenets train` (and train.py) calls. It is also the stage
+boundary: errors the stages raise for something a user can fix become `UserError`s here.
+"""
+
+import logging
+import pathlib
+
+from mobilenets import artifacts, files, runtime, tasks
+from mobilenets import config as config_lib
+from mobilenets import data as data_lib
+from mobilenets.errors import CheckpointMismatch, UserError
+from mobilenets.evaluation import score_model
+from mobilenets.export import stage as export_stage
+from mobilenets.training import train as train_model
+from mobilenets.training.history import plot_history
+from mobilenets.training.loop import worker_scratch
+
+log = logging.getLogger("mobilenets")
+
+
+def train(config, workdir):
+    """Trains, evaluates and exports the experiment `config` in `workdir`; returns metrics.
+
+    Run it again on the same workdir and it resumes (or, for a finished run, re-evaluates and
+    re-exports). Under `runtime.strategy: multi_worker` every worker runs this with the same
+    arguments: all of them resume from the checkpoints in `workdir` (a folder they all can
+    read), only the chief writes there, and the others keep their final model in a scratch
+    folder.
+    """
+    runtime.setup(config.runtime, config.train)
+    strategy = runtime.strategy(config.runtime)
+    workers, worker_index, chief = runtime.worker(strategy)
+    workdir = prepare_workdir(workdir) if chief else pathlib.Path(workdir)
+    scratch = None if chief else worker_scratch(workdir, worker_index)
+    task = tasks.get(config.task.name)
+    data = data_lib.load(config.data, seed=config.train.seed)
+    num_classes = check_classes(config.model, data.class_names)
+    previous = files.read_json(workdir / "metrics.json")
+    if chief:
+        files.write_text(workdir / "config.yaml", config_lib.dump(config))
+        files.write_text(workdir / "labels.txt", "\n".join(data.class_names) + "\n")
+
+    with strategy.scope():
+        model = build(task, config.model, num_classes)
+    try:
+        trained = train_model(config, task, data, model, workdir, strategy, scratch=scratch,
+                              chief=chief, workers=workers)
+    except CheckpointMismatch as error:
+        raise UserError(str(error)) from None
+    artifacts.save_final(trained.model, scratch or workdir, trained.quantized)
+    if not chief:
+        log.info("worker %d done; its final model is in %s (the chief writes %s)",
+                 worker_index, scratch, workdir)
+        return {"top1": None, "top5": None, "train_images_per_sec": trained.images_per_second}
+
+    metrics, outputs, targets = score_model(trained.model, task, data.eval, data.class_names,
+                                            config.data, trained.batch)
+    metrics.update(
+        train_images_per_sec=(trained.images_per_second
+                              or previous.get("train_images_per_sec")),
+        replicas=trained.replicas, workers=workers, global_batch_size=trained.batch,
+        per_replica_batch_size=trained.batch // trained.replicas, epochs=config.train.epochs,
+        steps=trained.steps, train_seconds=trained.seconds, train_images=len(data.train),
+        eval_images=len(data.eval))
+    files.write_json(workdir / "metrics.json", metrics)
+    plot_history(workdir / "history.csv", workdir / "training_curve.png")
+    log.info("%s on %d images", task.summary(metrics), len(data.eval))
+    if config.export.modes:
+        export_stage.run(trained.model, config, task, data, workdir, reference=(outputs, targets),
+                         modes=["qat_int8"] if config.qat.enabled else config.export.modes)
+    return metrics
+
+
+def build(task, model_config, num_classes):
+    """The task's model for `model_config`, started from `model.init_from` if set."""
+    try:
+        model = task.build_model(model_config, num_classes)
+    except ValueError as error:
+        raise UserError(f"model: {error}") from None
+    if model_config.init_from:
+        artifacts.load_weights_from(model, model_config.init_from)
+    return model
+
+
+def prepare_workdir(workdir):
+    """Creates the run directory (UserError if it cannot be written) and removes the
+    half-written files a killed run left."""
+    path = pathlib.Path(workdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+        for stale in path.rglob(".tmp-*"):
+            stale.unlink()
+    except OSError as error:
+        raise UserError(f"workdir {path} cannot be created or written ({error.strerror})") from None
+    return path
+
+
+def check_classes(model_config, class_names):
+    """The number of classes: the data's, which `model.num_classes` must agree with if set."""
+    if model_config.num_classes is not None and model_config.num_classes != len(class_names):
+        raise UserError(f"model.num_classes is {model_config.num_classes} but the data has "
+                        f"{len(class_names)} classes ({', '.join(class_names[:5])}, ...)")
+    return len(class_names)

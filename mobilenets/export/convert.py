@@ -1,0 +1,145 @@
+"""Conversion to TFLite: float32, float16, dynamic-range, full-integer int8 and int16x8 files,
+with TensorFlow's TFLite converter, edited so that XNNPACK runs them whole (`tflite.xnnpack`).
+"""
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from mobilenets.errors import ExportOptionError
+from mobilenets.export import quant_debug
+from mobilenets.tflite import xnnpack
+
+MODES = ("float32", "float16", "dynamic_range", "int8", "int16x8")
+IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+
+
+def _converter(model):
+    """A converter for `model` with a static batch-1 signature (what phones run)."""
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="image")
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        return model(image, training=False)
+
+    # The trackable handed to the converter is a module holding the function: handing it the
+    # Keras 3 model itself leaves READ_VARIABLE ops that fail during int8 calibration.
+    holder = tf.Module()
+    holder.serve = serve
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()],
+                                                           holder)
+
+
+def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
+                  int8_output="float32", float_layers=()):
+    """Converts a Keras model to TFLite bytes.
+
+    Args:
+      model: a Keras model taking float images.
+      mode: "float32", "float16", "dynamic_range", "int8" (full integer, per-channel weights) or
+        "int16x8" (int16 activations, int8 weights).
+      representative_dataset: for int8 and int16x8, a callable yielding lists of float32
+        input batches (the TFLite converter's calibration data). Not used for a QAT model,
+        whose int8 file takes every range from the model's own quantizers.
+      int8_input: int8 mode input type, "uint8", "int8" or "float32". Default "uint8"; for a
+        model whose first layer rescales [0, 255] pixels (`include_preprocessing`) the uint8
+        input then takes raw pixels: scale 1, zero point 0.
+      int8_output: int8 mode output type. Default "float32": the final softmax then runs in
+        float, so the whole graph stays inside XNNPACK, which has no int8 softmax.
+      float_layers: int8 and int16x8: names of Keras layers, or regular expressions that
+        match whole names, whose ops stay in float (selective quantization).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    int8_input = int8_input or "uint8"
+    pixels = mode == "int8" and int8_input == "uint8" and takes_pixels(model)
+    quantized = mode in ("int8", "int16x8")
+    qat_model = is_qat(model)
+    if quantized and representative_dataset is None and not qat_model:
+        raise ValueError(f"{mode} export needs a representative_dataset")
+    if qat_model and int8_output != "float32":
+        raise ExportOptionError("export.int8_output: a QAT model's int8 file returns float32 "
+                                "probabilities (its classifier and softmax run in float), not "
+                                + int8_output)
+    if float_layers and not quantized:
+        raise ExportOptionError(f"export.float_layers applies to int8 and int16x8, not {mode}")
+
+    def converter():
+        if mode == "int8" and qat_model:
+            return _qat_configured(model, tf.float32 if pixels else IO_TYPES[int8_input],
+                                   IO_TYPES[int8_output])
+        return _configured(model, mode, representative_dataset,
+                           tf.float32 if pixels else IO_TYPES[int8_input], IO_TYPES[int8_output])
+
+    with warnings.catch_warnings():  # the converter warns about our own float input
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        content = converter().convert()
+        if float_layers:
+            nodes = quant_debug.matching_nodes(content, float_layers,
+                                               [layer.name for layer in model.layers])
+            mixed = converter()
+            mixed.target_spec.supported_ops = [*mixed.target_spec.supported_ops,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+            content = quant_debug.selective(mixed, representative_dataset, nodes)
+    if mode == "int8":
+        content = xnnpack.rewire_int8(content, pixels_input=pixels,
+                                      float_softmax=int8_output == "float32")
+    return content
+
+
+def _configured(model, mode, representative_dataset, input_type=tf.float32,
+                output_type=tf.float32):
+    """A converter set up for `mode` (see `export_tflite`)."""
+    converter = _converter(model)
+    if mode == "float32":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = input_type
+        converter.inference_output_type = output_type
+    elif mode == "int16x8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter
+
+
+def _qat_configured(model, input_type, output_type):
+    """A converter for a QAT model's int8 file: every int8 range is the one the QAT model
+    trained with (no calibration), and the ops it leaves unquantized (the classifier) stay
+    float."""
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = input_type
+    converter.inference_output_type = output_type
+    return converter
+
+
+def is_qat(model):
+    """True for a quantization-aware (tfmot) model."""
+    return any(type(layer).__name__ == "QuantizeWrapperV2" for layer in model.layers)
+
+
+def quantization_report(model, mode, representative_dataset, debug_dataset):
+    """Per-layer quantization errors of `model` in `mode` (int8 or int16x8) on `debug_dataset`
+    (see `quant_debug.layer_report`), worst first."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return quant_debug.layer_report(_configured(model, mode, representative_dataset),
+                                         debug_dataset, [layer.name for layer in model.layers])
+
+
+def takes_pixels(model):
+    """True if the model's first layer maps [0, 255] pixels to [-1, 1] (include_preprocessing).
+
+    In a QAT model that layer is wrapped (`.layer`), after tfmot's input QuantizeLayer.
+    """
+    inner = [getattr(layer, "layer", layer) for layer in model.layers[1:]]
+    first = next((layer for layer in inner if type(layer).__name__ != "QuantizeLayer"), None)
+    return (first is not None and type(first).__name__ == "Rescaling"
+            and np.isclose(first.scale, 1 / 127.5) and np.isclose(first.offset, -1.0))

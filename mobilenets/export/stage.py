@@ -1,0 +1,153 @@
+"""The export stage: writes every `export.modes` file of a model, verifies each in LiteRT on the
+evaluation split against the Keras model, and reports (`export/report.json`)."""
+
+import dataclasses
+import logging
+import pathlib
+
+import numpy as np
+
+from mobilenets import artifacts, files, inference, runtime
+from mobilenets import data as data_lib
+from mobilenets.data import pipeline
+from mobilenets.errors import ExportCheckFailed, ExportOptionError, UserError
+from mobilenets.export import quant_debug
+from mobilenets.export.convert import MODES, export_tflite, quantization_report
+from mobilenets.tflite import xnnpack
+from mobilenets.tflite.runner import TFLiteModel
+from mobilenets.version import __version__
+
+log = logging.getLogger("mobilenets")
+
+
+def run(model, config, task, data, workdir, modes=None, reference=None):
+    """Writes, verifies and reports every `export.modes` file of `model` into
+    `<workdir>/export/`.
+
+    Calibration uses training images with the evaluation preprocessing; verification runs each
+    file on the evaluation split (its first `export.verify_limit` images) and compares it with
+    the Keras `model` on the same images: `reference` is the model's (outputs, targets) on the
+    evaluation split, computed here if not given. Raises ExportCheckFailed if a file loses more
+    than `export.max_drop` top-1 points; a quantized file that does gets a per-layer error
+    report (`export/debug_<mode>.csv`), as every one does with `export.debug`. `modes`
+    defaults to `export.modes`; "qat_int8" is the int8 file of a QAT model.
+    """
+    settings = config.export
+    folder = pathlib.Path(workdir) / "export"
+    shape = tuple(model.input_shape[1:])
+    target = task.target(len(data.class_names))
+    evaluation_split = data.eval.limit(settings.verify_limit)
+    verify = pipeline.eval_dataset(evaluation_split, config.data, shape, target, 64)
+    if reference is None:
+        reference = inference.keras_outputs(model, verify)
+    count = len(evaluation_split)
+    outputs, targets = reference[0][:count], reference[1][:count]
+    keras_scores = task.scores(outputs, targets, data.class_names)
+    calibration = pipeline.representative(data.train, config.data, shape,
+                                          settings.calibration_samples)
+    files.write_text(folder / "labels.txt", "\n".join(data.class_names) + "\n")
+    report = {"float": {"top1": keras_scores["top1"], "top5": keras_scores["top5"]},
+              "keras_model": "model_qat.h5" if config.qat.enabled else "model.keras",
+              "images": count, "files": {}}
+    failures = []
+    for name in modes or settings.modes:
+        log.info("exporting %s", name)
+        mode = name.removeprefix("qat_")
+        quantized = mode in ("int8", "int16x8")
+        try:
+            content = export_tflite(
+                model, mode, calibration if quantized else None, int8_input=settings.int8_input,
+                int8_output=settings.int8_output,
+                float_layers=settings.float_layers if quantized and name == mode else ())
+        except ExportOptionError as error:
+            raise UserError(str(error)) from None
+        if settings.metadata:
+            content = task.metadata(
+                content, labels=data.class_names, name=model.name,
+                description=f"{config.model.name} {task.name}, {name} TFLite, trained with "
+                            f"mobilenets on {config.data.name or config.data.source}",
+                version=__version__)
+        path = folder / f"model_{name}.tflite"
+        files.write_bytes(path, content)
+        entry = verify_file(content, verify, task, data.class_names, outputs)
+        entry["drop"] = round(100 * (report["float"]["top1"] - entry["top1"]), 3)
+        report["files"][path.name] = entry
+        log.info("%s: top-1 %.4f (Keras %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)",
+                 path.name, entry["top1"], report["float"]["top1"], entry["agreement"],
+                 entry["size_mb"], entry["median_latency_ms"], entry["partitions"])
+        failed = entry["drop"] > settings.max_drop
+        if quantized and name == mode and (failed or settings.debug):
+            entry["debug_report"] = write_debug_report(model, mode, calibration, settings,
+                                                       folder / f"debug_{name}.csv")
+        if failed:
+            failures.append(f"{path.name} loses {entry['drop']:.2f} top-1 points "
+                            f"(export.max_drop {settings.max_drop})"
+                            + (f"; per-layer errors in {folder / entry['debug_report']}"
+                               if "debug_report" in entry else ""))
+    files.write_json(folder / "report.json", report)
+    if failures:
+        raise ExportCheckFailed("; ".join(failures) + f"; see {folder / 'report.json'}")
+    return report
+
+
+def export_model(config, task, model_path, workdir=None, modes=None):
+    """`mobilenets export`: exports a saved model (`.keras`, or a QAT run's `.h5`) like the
+    experiment's export stage, into `<workdir>/export/` (default: the model's folder)."""
+    path = pathlib.Path(model_path)
+    for mode in modes or ():
+        if mode not in MODES:
+            raise UserError(f"--modes: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    qat_model = path.suffix == ".h5"
+    if qat_model and modes and list(modes) != ["int8"]:
+        raise UserError(f"--model {path} is a QAT model: it exports to int8 only "
+                        "(model_qat_int8.tflite)")
+    model = artifacts.load_model(path)
+    runtime.setup(config.runtime, config.train)
+    data = data_lib.load(config.data, seed=config.train.seed)
+    problem = task.check_model(model.input_shape, model.output_shape, data.class_names)
+    if problem:
+        raise UserError(f"--model {path} {problem}")
+    if qat_model:
+        config = dataclasses.replace(config, qat=dataclasses.replace(config.qat, enabled=True))
+    return run(model, config, task, data, workdir or path.parent,
+               modes=["qat_int8"] if qat_model else (modes or config.export.modes))
+
+
+def write_debug_report(model, mode, calibration, settings, path):
+    """Writes the per-layer error report CSV; logs the worst layers; returns the file name."""
+    def debug_dataset():
+        for index, batch in enumerate(calibration()):
+            if index == settings.debug_samples:
+                return
+            yield batch
+
+    log.info("running the quantization debugger on %d images", settings.debug_samples)
+    rows = quantization_report(model, mode, calibration, debug_dataset)
+    quant_debug.write_csv(rows, path)
+    for row in rows[:5]:
+        log.info("  %-40s %-18s rmse/scale %.2f", row["layers"][:40], row["op"],
+                 row["rmse_over_scale"])
+    return path.name
+
+
+def verify_file(content, dataset, task, class_names, reference_outputs):
+    """Runs a .tflite file on `dataset`: the task's scores, agreement with the Keras model's
+    `reference_outputs`, size, latency, XNNPACK partitions."""
+    runner = TFLiteModel(content, threads=1)
+    outputs, targets = inference.tflite_outputs(runner, dataset)
+    result = task.scores(outputs, targets, class_names)
+    partitions, outside = xnnpack.delegate_partitions(content)
+    return {
+        "top1": result["top1"], "top5": result["top5"],
+        "agreement": task.agreement(outputs, reference_outputs),
+        "size_mb": round(len(content) / 2**20, 3),
+        "median_latency_ms": round(runner.median_latency_ms, 3),
+        "partitions": partitions, "ops_outside_xnnpack": outside,
+        "input": describe(runner.input), "output": describe(runner.output),
+    }
+
+
+def describe(details):
+    scale, zero = details["quantization"]
+    return {"dtype": np.dtype(details["dtype"]).name, "shape": details["shape"].tolist(),
+            "scale": scale, "zero_point": zero}

@@ -1,0 +1,87 @@
+"""The model table of `mobilenets models`: every published variant, profiled, beside its paper's
+figures."""
+
+import dataclasses
+
+from mobilenets.models.profile import profile
+from mobilenets.models.registry import build_model
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A published configuration, with the figures its paper reports (None where none)."""
+
+    name: str
+    options: dict
+    top1: float | None = None  # ImageNet top-1 %, float
+    paper_macs: float | None = None  # millions of multiply-adds at 224 (299 for Xception)
+
+
+# Sources: the papers (V1 widths: Table 6; ShuffleNet V2 widths: Table 8; MobileNeXt: its
+# width table), TF-slim's model tables (V2 widths, V3 variants) and keras.applications.
+VARIANTS = (
+    Variant("mobilenet_v1", {"alpha": 1.0}, 70.6, 569),
+    Variant("mobilenet_v1", {"alpha": 0.75}, 68.4, 325),
+    Variant("mobilenet_v1", {"alpha": 0.5}, 63.7, 149),
+    Variant("mobilenet_v1", {"alpha": 0.25}, 50.6, 41),
+    Variant("mobilenet_v2", {"alpha": 1.4}, 74.7, 582),
+    Variant("mobilenet_v2", {"alpha": 1.0}, 72.0, 300),
+    Variant("mobilenet_v2", {"alpha": 0.75}, None, 209),
+    Variant("mobilenet_v2", {"alpha": 0.5}, None, 97),
+    Variant("mobilenet_v2", {"alpha": 0.35}, None, 59),
+    Variant("mobilenet_v3_large", {"alpha": 1.0}, 75.2, 219),
+    Variant("mobilenet_v3_large", {"alpha": 0.75}, 73.3, 155),
+    Variant("mobilenet_v3_large", {"minimalistic": True}, 72.3, 209),
+    Variant("mobilenet_v3_small", {"alpha": 1.0}, 67.4, 56),
+    Variant("mobilenet_v3_small", {"minimalistic": True}, 61.9, 65),
+    Variant("mobilenext", {"alpha": 1.0}, 74.02, 300),
+    Variant("mobilenext", {"alpha": 1.0, "identity_ratio": 0.5}, 74.09, None),
+    Variant("mobilenext", {"alpha": 0.75}, None, 210),
+    Variant("mobilenext", {"alpha": 0.5}, None, 110),
+    Variant("shufflenet_v1", {"alpha": 1.0, "groups": 3}, None, 140),
+    Variant("shufflenet_v1", {"alpha": 1.0, "groups": 8}, None, 140),
+    Variant("shufflenet_v2", {"alpha": 0.5}, 60.3, 41),
+    Variant("shufflenet_v2", {"alpha": 1.0}, 69.4, 146),
+    Variant("shufflenet_v2", {"alpha": 1.5}, 72.6, 299),
+    Variant("shufflenet_v2", {"alpha": 2.0}, 74.9, 591),
+    Variant("squeezenet", {"version": "1.0"}, 57.5, None),
+    Variant("squeezenet", {"version": "1.1"}, None, None),
+    Variant("xception", {"input_shape": (299, 299, 3)}, 79.0, None),
+)
+
+
+def rows(names=None):
+    """Yields one dict per registered variant (of models `names`, default all): name, options,
+    params, MACs, and the paper's figures."""
+    for variant in VARIANTS:
+        if names and variant.name not in names:
+            continue
+        stats = profile(build_model(variant.name, **variant.options))
+        yield {
+            "name": variant.name,
+            "options": variant.options,
+            "input": list(variant.options.get("input_shape", (224, 224, 3))),
+            "params": stats["params"],
+            "trainable_params": stats["trainable_params"],
+            "macs": stats["macs"],
+            "paper_macs_millions": variant.paper_macs,
+            "paper_top1": variant.top1,
+        }
+
+
+def format_table(table):
+    """Formats `rows()` output as a fixed-width text table."""
+    header = ("model", "options", "input", "params", "MACs", "paper MACs", "paper top-1")
+    lines = [header]
+    for row in table:
+        options = ", ".join(f"{k}={v}" for k, v in row["options"].items()
+                            if k != "input_shape") or "-"
+        lines.append((
+            row["name"], options, "x".join(map(str, row["input"])),
+            f"{row['params'] / 1e6:.2f}M", f"{row['macs'] / 1e6:.0f}M",
+            "-" if row["paper_macs_millions"] is None else f"{row['paper_macs_millions']}M",
+            "-" if row["paper_top1"] is None else f"{row['paper_top1']:.1f}%",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in lines)

@@ -1,0 +1,74 @@
+"""`mobilenets predict`: class probabilities of image files from a `.keras` or `.tflite` model,
+each image preprocessed as Android's clients do (`data.transforms.client_transform`)."""
+
+import pathlib
+
+import numpy as np
+
+from mobilenets import artifacts
+from mobilenets.data.transforms import client_transform
+from mobilenets.errors import UserError
+from mobilenets.tflite import metadata
+from mobilenets.tflite.runner import TFLiteModel, check_tflite_path
+
+
+def read_image(path):
+    """The image file at `path` as a uint8 RGB array (any format Pillow reads: PNG, JPEG, GIF,
+    BMP, WebP, TIFF; gray, palette, alpha and CMYK converted to RGB)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise UserError(f"{path} not found") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UserError(f"{path}: cannot read it as an image ({error})") from None
+
+
+def labels_of(model_path, content=None, labels_path=None):
+    """Class names: from `labels_path`, the labels packed in a .tflite file's metadata, or the
+    labels.txt beside the model (a run directory's); None if there are none."""
+    if labels_path:
+        path = pathlib.Path(labels_path)
+        if not path.is_file():
+            raise UserError(f"--labels {path} not found")
+        return [line for line in path.read_text().splitlines() if line.strip()]
+    if content is not None:
+        packed = (metadata.read_metadata(content) or {}).get("files", {})
+        if "labels.txt" in packed:
+            return [line for line in packed["labels.txt"].splitlines() if line.strip()]
+    beside = pathlib.Path(model_path).with_name("labels.txt")
+    if beside.is_file():
+        return [line for line in beside.read_text().splitlines() if line.strip()]
+    return None
+
+
+def predict_files(model_path, image_paths, top=3, labels_path=None):
+    """[{"image", "top": [{"label", "index", "score"}, ...]}] for each image file."""
+    path = pathlib.Path(model_path)
+    if top < 1:
+        raise UserError("--top must be at least 1")
+    if path.suffix == ".tflite":
+        check_tflite_path(path)
+        content = path.read_bytes()
+        runner = TFLiteModel(content)
+        shape = tuple(int(d) for d in runner.input["shape"][1:])
+        classes = int(runner.output["shape"][-1])
+        labels = labels_of(path, content, labels_path)
+    else:
+        model = artifacts.load_model(path)
+        shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
+        runner = lambda batch: np.asarray(model(batch, training=False))  # noqa: E731
+        labels = labels_of(path, None, labels_path)
+    if labels is not None and len(labels) != classes:
+        raise UserError(f"{len(labels)} labels for a model of {classes} classes")
+    results = []
+    for image_path in image_paths:
+        image = client_transform(read_image(image_path), shape).numpy()[None]
+        scores = np.asarray(runner(image))[0]
+        order = np.argsort(-scores)[:top]
+        results.append({"image": str(image_path), "top": [
+            {"label": labels[i] if labels else str(i), "index": int(i),
+             "score": float(scores[i])} for i in order]})
+    return results

@@ -1,0 +1,119 @@
+"""Image classification: the classifier head on a backbone, one-hot targets, cross-entropy,
+top-1/top-5 scores with a confusion matrix, and the image-classifier metadata of exported files.
+"""
+
+import numpy as np
+
+from mobilenets.models.registry import build_model
+
+
+class Classification:
+    """The classification task (see `tasks.Task` for what each member is for)."""
+
+    name = "classification"
+    monitor = "val_accuracy"  # the Keras log entry that picks the best model
+
+    def build_model(self, model_config, num_classes):
+        """The configured classifier, taking [0, 255] pixels (normalization inside). Raises
+        ValueError for a bad model option."""
+        options = dict(model_config.options)
+        if model_config.dropout is not None:
+            options["dropout"] = model_config.dropout
+        return build_model(model_config.name, alpha=model_config.alpha,
+                           input_shape=tuple(model_config.input_shape), num_classes=num_classes,
+                           include_preprocessing=True, **options)
+
+    def target(self, num_classes):
+        """label (int32 tensor) -> what the model is trained against: a one-hot vector."""
+        import tensorflow as tf
+
+        return lambda label: tf.one_hot(label, num_classes)
+
+    def loss(self, api, train_config):
+        """The loss in `api` (keras or tf_keras): cross-entropy with label smoothing."""
+        return api.losses.CategoricalCrossentropy(label_smoothing=train_config.label_smoothing)
+
+    def metrics(self, api):
+        return [api.metrics.CategoricalAccuracy(name="accuracy"),
+                api.metrics.TopKCategoricalAccuracy(5, name="top5")]
+
+    def scores(self, outputs, targets, class_names):
+        """Top-1, top-5, loss, per-class accuracy and confusion matrix of class probabilities
+        `outputs` against one-hot `targets`."""
+        return scores(outputs, np.argmax(targets, axis=1), class_names)
+
+    def summary(self, metrics):
+        """One line for the log."""
+        return f"top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}"
+
+    def agreement(self, outputs, reference_outputs):
+        """The fraction of images on which two models' top-1 classes agree."""
+        return float((np.argmax(outputs, 1) == np.argmax(reference_outputs, 1)).mean())
+
+    def plot(self, metrics, class_names, path_prefix):
+        """Writes `<path_prefix>.confusion.png`."""
+        plot_confusion(metrics["confusion_matrix"], class_names,
+                       f"{path_prefix}.confusion.png")
+
+    def check_model(self, input_shape, output_shape, class_names):
+        """An error message if a model's shapes do not fit this task and data, else None."""
+        if len(input_shape) != 4 or None in tuple(input_shape[1:]):
+            return (f"takes inputs of shape {tuple(input_shape)}; expected images of a fixed "
+                    "size (batch, height, width, channels)")
+        if len(output_shape) != 2:
+            return f"outputs shape {tuple(output_shape)}, not class probabilities"
+        if output_shape[-1] != len(class_names):
+            return (f"predicts {output_shape[-1]} classes but the data has "
+                    f"{len(class_names)}")
+        return None
+
+    def metadata(self, content, labels, name, description, version):
+        """`content` (.tflite bytes) with image-classifier metadata and the labels packed in."""
+        from mobilenets.tflite import metadata
+
+        return metadata.add_metadata(content, labels=labels, name=name, description=description,
+                                     version=version, author="mobilenets")
+
+
+def scores(probabilities, labels, class_names):
+    """Top-1, top-5, loss, per-class accuracy and confusion matrix of predictions."""
+    probabilities = np.asarray(probabilities, np.float64)
+    labels = np.asarray(labels, np.int64)
+    predicted = probabilities.argmax(axis=1)
+    k = min(5, probabilities.shape[1])
+    top5 = (np.argsort(-probabilities, axis=1)[:, :k] == labels[:, None]).any(axis=1)
+    picked = probabilities[np.arange(len(labels)), labels]
+    confusion = np.zeros((len(class_names), len(class_names)), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+                 for i, name in enumerate(class_names)}
+    return {
+        "top1": float((predicted == labels).mean()),
+        "top5": float(top5.mean()),
+        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        "images": int(len(labels)),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def plot_confusion(confusion, class_names, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.asarray(confusion)
+    size = max(4, 0.5 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(confusion, cmap="Blues")
+    if len(class_names) <= 30:
+        axis.set_xticks(range(len(class_names)), class_names, rotation=90)
+        axis.set_yticks(range(len(class_names)), class_names)
+        for (i, j), value in np.ndenumerate(confusion):
+            axis.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    figure.tight_layout()
+    figure.savefig(png, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,126 @@
+"""Edits of converted int8 TFLite graphs so that XNNPACK runs them whole, and the check.
+
+The TFLite converter emits a few int8 ops that XNNPACK (LiteRT's default CPU delegate) does not
+run: they fall back to TFLite's reference kernels and split the graph into several delegate
+partitions, each costing a copy in and out. `rewire_int8` replaces them with equivalent ops
+XNNPACK runs; `delegate_partitions` counts the partitions and names the ops left outside.
+"""
+
+import copy
+
+from mobilenets import compat
+
+
+def rewire_int8(content, pixels_input, float_softmax):
+    """Edits a full-integer file so that XNNPACK runs all of it:
+
+    - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
+      bytes as they are) followed by DEQUANTIZE; XNNPACK runs DEQUANTIZE and the converter's
+      QUANTIZE to int8, but not the uint8-to-int8 QUANTIZE the converter emits for uint8 input.
+    - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32);
+      XNNPACK has no int8 softmax.
+    - always: a standalone int8 RELU / RELU6 fed by an ADD (Xception's pre-activations: the
+      ADD's output also feeds the shortcut, so the converter cannot fuse them) becomes a second
+      ADD of the same inputs with the activation fused; XNNPACK has no standalone int8 RELU.
+      That ADD rounds once instead of twice, so its output may differ by one step.
+    Outputs are otherwise unchanged up to the softmax's own rounding (tests check it).
+    """
+    schema = compat.tflite_schema()
+    flatbuffer_utils = compat.tflite_flatbuffer_utils()
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+
+    def opcode(op):
+        return model.operatorCodes[op.opcodeIndex].builtinCode
+
+    if pixels_input:
+        source = graph.inputs[0]
+        pixels = copy.deepcopy(graph.tensors[source])
+        pixels.name, pixels.type = b"image_uint8", schema.TensorType.UINT8
+        pixels.quantization = schema.QuantizationParametersT()
+        pixels.quantization.scale, pixels.quantization.zeroPoint = [1.0], [0]
+        graph.tensors.append(pixels)
+        dequantize = schema.OperatorT()
+        dequantize.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
+        dequantize.inputs, dequantize.outputs = [len(graph.tensors) - 1], [source]
+        graph.operators.insert(0, dequantize)
+        graph.inputs = [len(graph.tensors) - 1]
+    if float_softmax:
+        producer = {out: op for op in graph.operators for out in op.outputs}
+        last = producer.get(graph.outputs[0])
+        softmax = producer.get(last.inputs[0]) if last is not None else None
+        if (last is not None and opcode(last) == schema.BuiltinOperator.DEQUANTIZE
+                and softmax is not None and opcode(softmax) == schema.BuiltinOperator.SOFTMAX):
+            logits, middle = softmax.inputs[0], softmax.outputs[0]
+            graph.tensors[middle].type = schema.TensorType.FLOAT32
+            graph.tensors[middle].quantization = None
+            last.inputs, last.outputs = [logits], [middle]
+            softmax.inputs, softmax.outputs = [middle], [graph.outputs[0]]
+            graph.operators.remove(last)
+            graph.operators.insert(graph.operators.index(softmax), last)
+    _fuse_activations_into_adds(model, graph)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _fuse_activations_into_adds(model, graph):
+    schema = compat.tflite_schema()
+
+    fused = {schema.BuiltinOperator.RELU: schema.ActivationFunctionType.RELU,
+             schema.BuiltinOperator.RELU6: schema.ActivationFunctionType.RELU6}
+    producer = {out: op for op in graph.operators for out in op.outputs}
+    for index, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex].builtinCode
+        add = producer.get(op.inputs[0])
+        if (code not in fused or add is None
+                or graph.tensors[op.inputs[0]].type != schema.TensorType.INT8
+                or model.operatorCodes[add.opcodeIndex].builtinCode != schema.BuiltinOperator.ADD
+                or add.builtinOptions.fusedActivationFunction
+                != schema.ActivationFunctionType.NONE):
+            continue
+        replacement = copy.deepcopy(add)
+        replacement.builtinOptions.fusedActivationFunction = fused[code]
+        replacement.outputs = list(op.outputs)
+        graph.operators[index] = replacement
+
+
+def _opcode_index(model, builtin):
+    schema = compat.tflite_schema()
+
+    for index, code in enumerate(model.operatorCodes):
+        if code.builtinCode == builtin:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = builtin
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def delegate_partitions(content):
+    """(XNNPACK partitions, names of ops left outside XNNPACK) of a .tflite file.
+
+    LiteRT replaces each delegated run of ops with one DELEGATE node; an op is covered if it
+    lies between a DELEGATE node's inputs and outputs.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(content), num_threads=1)
+    interpreter.allocate_tensors()
+    nodes = compat.ops_details(interpreter)
+    ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    producer = {t: op for op in ops for t in op["outputs"]}
+    covered = set()
+    for delegate in delegates:
+        stop = set(delegate["inputs"].tolist())
+        todo = list(delegate["outputs"])
+        while todo:
+            tensor = todo.pop()
+            if tensor in stop or tensor not in producer:
+                continue
+            op = producer[tensor]
+            if op["index"] not in covered:
+                covered.add(op["index"])
+                todo.extend(op["inputs"].tolist())
+    return len(delegates), [op["op_name"] for op in ops if op["index"] not in covered]

@@ -1,0 +1,198 @@
+"""The training loop's callbacks: checkpoints and resume, EMA weights, the NaN guard and
+throughput."""
+
+import json
+import logging
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from mobilenets import artifacts, compat, files
+from mobilenets.errors import CheckpointMismatch
+
+log = logging.getLogger("mobilenets")
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves model and optimizer state (EMA and step included) every `every_steps` steps and
+    at each epoch end, atomically, keeping the last `keep`; keeps the best model by the
+    `monitor` log entry (the task's, higher is better). `restore` resumes from the newest
+    checkpoint that loads.
+    `seconds` is the training time of the whole run, earlier sessions included (each counted
+    up to its last checkpoint).
+
+    `target` is the model saved (default: the model being fit); a QAT run whose ranges are
+    frozen fits a wrapper around its model and saves the model itself. `save_directory`
+    (default `directory`) is where saves go: a multi-worker run's other workers restore from
+    the chief's checkpoints but save (which they must, in step: reading tf_keras' BatchNorm
+    statistics is a collective op) into a scratch folder.
+    """
+
+    def __init__(self, directory, every_steps=0, keep=3, target=None, save_directory=None,
+                 monitor="val_accuracy"):
+        super().__init__()
+        self.target, self.monitor = target, monitor
+        self.directory = pathlib.Path(directory)
+        self.save_directory = pathlib.Path(save_directory or directory)
+        self.every_steps, self.keep = every_steps, keep
+        self.best = -1.0
+        self.diverged = False
+        self._last_saved = None
+        self._earlier_seconds, self._started = 0.0, None
+
+    def checkpoints(self):
+        return sorted(self.directory.glob("ckpt-*.weights.h5"))
+
+    def restore(self, model):
+        """Loads the newest readable checkpoint; returns its global step (0 if none)."""
+        state_file = self.directory / "state.json"
+        if state_file.is_file():
+            state = json.loads(state_file.read_text())
+            self.best = state.get("best", -1.0)
+            self._earlier_seconds = state.get("seconds", 0.0)
+        checkpoints = self.checkpoints()
+        for path in reversed(checkpoints):
+            try:
+                model.optimizer.build(model.trainable_variables)
+                model.load_weights(path)
+            except Exception as error:  # noqa: BLE001 - a damaged file: fall back to older
+                log.warning("checkpoint %s is unreadable (%s); trying an older one", path,
+                            str(error).splitlines()[0] if str(error) else type(error).__name__)
+                continue
+            return int(model.optimizer.iterations.numpy())
+        if checkpoints:  # never train over (and then delete) another run's checkpoints
+            raise CheckpointMismatch(f"no checkpoint in {self.directory} fits this model (was "
+                                     "the run started with another model config?); use another "
+                                     "--workdir or move the checkpoints away")
+        return 0
+
+    @property
+    def seconds(self):
+        started = self._started
+        return self._earlier_seconds + (time.perf_counter() - started if started else 0.0)
+
+    def on_train_begin(self, logs=None):
+        if self._started is None:  # the first of this session's fits
+            self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and self.step % self.every_steps == 0:
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save()
+        accuracy = (logs or {}).get(self.monitor)
+        if accuracy is not None and accuracy > self.best:
+            self.best = float(accuracy)
+            target = self.target or self.model
+            if isinstance(target, keras.Model):
+                with ema_weights(self.model), files.atomic_path(
+                        self.save_directory / "best.keras") as tmp:
+                    target.save(tmp)
+            else:  # the tf_keras model of a QAT run
+                with files.atomic_path(self.save_directory / "best.h5") as tmp:
+                    artifacts.save(target, tmp)
+            self._write_state()
+
+    @property
+    def step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def save(self):
+        step = self.step
+        if self.diverged or step == self._last_saved:
+            return
+        with files.atomic_path(self.save_directory / f"ckpt-{step:09d}.weights.h5") as tmp:
+            (self.target or self.model).save_weights(tmp)
+        self._last_saved = step
+        self._write_state()
+        for old in sorted(self.save_directory.glob("ckpt-*.weights.h5"))[:-self.keep]:
+            old.unlink()
+
+    def _write_state(self):
+        files.write_json(self.save_directory / "state.json",
+                         {"step": self._last_saved, "best": self.best,
+                          "seconds": round(self.seconds, 1)})
+
+
+class ema_weights:  # noqa: N801 - a context manager used like a function
+    """Within the block, the model holds the optimizer's EMA weights (no-op without EMA)."""
+
+    def __init__(self, model):
+        self.model = model
+        optimizer = model.optimizer
+        self.active = getattr(optimizer, "use_ema", False)
+        if self.active:
+            self.variables, self.averages = compat.ema_variables(optimizer)
+
+    def __enter__(self):
+        if self.active:
+            self.saved = [v.numpy() for v in self.variables]
+            for variable, average in zip(self.variables, self.averages):
+                variable.assign(average)
+
+    def __exit__(self, *exc):
+        if self.active:
+            for variable, value in zip(self.variables, self.saved):
+                variable.assign(value)
+
+
+class Guard(keras.callbacks.Callback):
+    """Stops at the first NaN or infinite loss, before the step's weights are checkpointed."""
+
+    def __init__(self, checkpointer):
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.bad_step = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.checkpointer.diverged = True
+            self.model.stop_training = True
+
+
+class Throughput(keras.callbacks.Callback):
+    """Training images per second, from the end of each epoch's first batch to its last (so
+    tracing and validation are excluded, the input pipeline and callbacks included)."""
+
+    def __init__(self, batch_size):
+        super().__init__()
+        self.batch_size = batch_size
+        self.images, self.seconds = 0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._first = self._last = None
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = now
+        else:
+            self._batches += 1
+        self._last = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._batches:
+            self.images += self._batches * self.batch_size
+            self.seconds += self._last - self._first
+
+    @property
+    def images_per_second(self):
+        return self.images / self.seconds if self.seconds else None
+
+
+class KeepLiveWeights(keras.callbacks.Callback):
+    """Keeps the live (not EMA) weights of a `fit` that ends mid-run: Keras' `fit` overwrites
+    the weights with their EMA when it returns, which is right only for the last call."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values = [v.numpy() for v in self.model.trainable_variables]
+
+    def restore(self):
+        for variable, value in zip(self.model.trainable_variables, self.values):
+            variable.assign(value)

@@ -1,0 +1,232 @@
+"""The training stage: optimizer and schedule from the config, Keras `fit`, checkpoints, resume.
+
+`train(...)` trains a built model on the data's training split, validating on the evaluation
+split, and returns the final model. Run it again on the same workdir and it resumes from the
+last good checkpoint (see `Checkpointer`). It neither evaluates nor exports: `experiment` runs
+the stages.
+"""
+
+import dataclasses
+import logging
+import pathlib
+import sys
+import tempfile
+import warnings
+
+import keras
+
+from mobilenets.data import pipeline
+from mobilenets.errors import TrainingDiverged, UserError
+from mobilenets.quantization import bridge
+from mobilenets.training.callbacks import Checkpointer, Guard, KeepLiveWeights, Throughput
+from mobilenets.training.history import forget_epochs_after
+from mobilenets.training.optimizer import make_optimizer
+
+log = logging.getLogger("mobilenets")
+
+
+@dataclasses.dataclass
+class Trained:
+    """What training hands on: the final model (float32 Keras 3 with EMA weights, or a QAT
+    run's tf_keras model) and how the run went."""
+
+    model: object
+    quantized: bool
+    batch: int  # global batch size
+    replicas: int
+    steps: int  # total steps of the run
+    seconds: float  # training time of every session of the run, each to its last checkpoint
+    images_per_second: float | None  # this session's, None if it trained no full epoch
+
+
+def global_batch_size(train_config, replicas):
+    """The batch of one step across all replicas: `train.batch_size`, or
+    `train.per_replica_batch_size` times the replicas when that is set."""
+    if train_config.per_replica_batch_size:
+        return train_config.per_replica_batch_size * replicas
+    if train_config.batch_size % replicas:
+        raise UserError(f"train.batch_size {train_config.batch_size} must be a multiple of the "
+                        f"{replicas} replicas (or set train.per_replica_batch_size)")
+    return train_config.batch_size
+
+
+def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=True,
+          workers=1):
+    """Trains `model` (built in `strategy`'s scope) for the experiment `config`; returns
+    `Trained`.
+
+    Checkpoints go to `workdir/checkpoints`, or to `scratch/checkpoints` for a multi-worker
+    run's workers other than the chief (which restore from the chief's); the chief also
+    writes `history.csv` and TensorBoard `logs/` into `workdir`.
+    """
+    workdir = pathlib.Path(workdir)
+    num_classes = len(data.class_names)
+    shape = tuple(config.model.input_shape)
+    replicas = strategy.num_replicas_in_sync
+    batch = global_batch_size(config.train, replicas)
+    steps_per_epoch = len(data.train) // batch
+    if steps_per_epoch == 0:
+        raise UserError(f"train.batch_size {batch} is larger than the training set "
+                        f"({len(data.train)} images)")
+    if replicas > 1 or workers > 1:
+        log.info("%d replicas in sync (%d worker(s)), global batch %d, %d per replica",
+                 replicas, workers, batch, batch // replicas)
+
+    with strategy.scope():
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.train.bn_momentum
+                layer.synchronized = config.runtime.sync_batch_norm
+        if config.qat.enabled:
+            trained = quantization_aware(model, config, data)
+        else:
+            trained = bridge.for_strategy(model, config.runtime.strategy)
+        compile_model(trained, make_optimizer(config.train, steps_per_epoch, trained), task,
+                      config)
+        if trained is not model:  # slots for every variable, whatever is frozen when (resume)
+            trained.optimizer.build(trained.trainable_variables)
+    if config.runtime.mixed_precision != "float32":
+        scaled = isinstance(trained.optimizer, keras.optimizers.LossScaleOptimizer)
+        log.info("%s: compute in %s, float32 variables and softmax%s",
+                 config.runtime.mixed_precision, config.runtime.mixed_precision.split("_")[1],
+                 ", dynamic loss scaling" if scaled else "")
+    checkpointer = Checkpointer(
+        workdir / "checkpoints", config.train.checkpoint_steps, config.train.keep_checkpoints,
+        target=trained, save_directory=scratch and pathlib.Path(scratch) / "checkpoints",
+        monitor=task.monitor)
+    start = checkpointer.restore(trained)
+    total = steps_per_epoch * config.train.epochs
+    if start:
+        log.info("resumed from epoch %d, step %d (global step %d of %d)",
+                 start // steps_per_epoch + 1, start % steps_per_epoch, start, total)
+    if chief:
+        forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
+    guard, throughput = Guard(checkpointer), Throughput(batch)
+    k = bridge.api(trained)
+    callbacks = [guard, throughput, checkpointer]
+    if chief:
+        callbacks += [k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
+                      k.callbacks.TensorBoard(str(workdir / "logs"))]
+    if config.train.ema_decay:
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
+    target = task.target(num_classes)
+    validation = pipeline.eval_dataset(data.eval, config.data, shape, target, batch)
+
+    def fit(first_step, epoch, epochs, steps, extra=()):
+        stream = training_stream(strategy, data, config, target, batch, first_step)
+        fitted = trained
+        if config.qat.enabled:  # freezing (BatchNorm, ranges) as of this epoch
+            from mobilenets.quantization import qat
+
+            with strategy.scope():
+                fitted = qat.for_epoch(trained, epoch, config.qat)
+                compile_model(fitted, trained.optimizer, task, config)
+        with warnings.catch_warnings():
+            # The training stream is endless, so "Your input ran out of data" can only come
+            # from the first pass over the validation set, whose length Keras learns then
+            # (fixed upstream by keras#23360).
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
+                       shuffle=False, validation_data=validation,
+                       callbacks=bridge.callbacks(trained, callbacks + list(extra)),
+                       verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, else lines
+
+    epoch, step_in_epoch = divmod(start, steps_per_epoch)
+    if start < total and step_in_epoch:  # finish the interrupted epoch first
+        keep = KeepLiveWeights()
+        fit(start, epoch, epoch + 1, steps_per_epoch - step_in_epoch, [keep])
+        if epoch + 1 < config.train.epochs and guard.bad_step is None:
+            keep.restore()
+        epoch += 1
+    for end in [*phase_ends(config.qat, epoch, config.train.epochs), config.train.epochs]:
+        if epoch < end and guard.bad_step is None:
+            fit(epoch * steps_per_epoch, epoch, end, steps_per_epoch)
+            epoch = end
+    if start >= total and config.train.ema_decay:
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+
+    if guard.bad_step is not None:
+        last = checkpointer.checkpoints()
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at step {guard.bad_step}; the last good "
+            f"checkpoint is {last[-1] if last else 'none'}. Try a lower train.learning_rate, "
+            "train.warmup_epochs, or train.clip_norm (e.g. 1.0), then run the same command.")
+    if config.qat.enabled:
+        final = trained
+    else:
+        if trained is not model:
+            bridge.copy_weights(trained, model)
+        final = float32_copy(model) if config.runtime.mixed_precision != "float32" else model
+    return Trained(final, config.qat.enabled, batch, replicas, total,
+                   round(checkpointer.seconds, 1), throughput.images_per_second)
+
+
+def phase_ends(qat_config, first_epoch, epochs):
+    """Epochs within (first_epoch, epochs) at which QAT's freezing changes the model to fit
+    (none without QAT): one `fit` per phase."""
+    if not qat_config.enabled:
+        return []
+    limits = {qat_config.freeze_bn_after_epochs, qat_config.freeze_ranges_after_epochs} - {None}
+    return sorted(e for e in limits if first_epoch < e < epochs)
+
+
+def training_stream(strategy, data, config, target, batch, first_step):
+    """The training stream from global step `first_step`. With several replicas, each input
+    pipeline (one per worker) keeps its share of the one seeded stream and batches it per
+    replica, so every global step trains on the images a single replica would."""
+    def stream(shard=(1, 0), replica_batch=None):
+        return pipeline.train_dataset(
+            data.train, config.data, tuple(config.model.input_shape), target, batch,
+            config.train.seed, start_step=first_step, shard=shard, replica_batch=replica_batch)
+
+    if strategy.num_replicas_in_sync == 1:
+        return stream()
+    return strategy.distribute_datasets_from_function(lambda context: stream(
+        (context.num_input_pipelines, context.input_pipeline_id),
+        context.get_per_replica_batch_size(batch)))
+
+
+def float32_copy(model):
+    """`model` rebuilt with float32 layers and the same weights: mixed-precision training keeps
+    float32 variables, and the saved model and the exports compute in float32."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = keras.models.clone_model(model, clone_function=lambda layer: type(layer).from_config(
+            {**layer.get_config(), "dtype": "float32"}))
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def worker_scratch(workdir, index):
+    """Where a worker other than the chief writes: a folder of the system's temporary
+    directory, named after the run directory and the worker."""
+    name = f"mobilenets-{pathlib.Path(workdir).name}-worker-{index}"
+    path = pathlib.Path(tempfile.gettempdir()) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def compile_model(model, optimizer, task, config):
+    """Compiles with the task's loss and metrics, in the model's library (`bridge.api`)."""
+    k = bridge.api(model)
+    model.compile(optimizer=optimizer, loss=task.loss(k, config.train), metrics=task.metrics(k),
+                  jit_compile=config.runtime.jit_compile)
+
+
+def quantization_aware(model, config, data):
+    """The QAT twin of `model`; when it starts from `model.init_from`, its activation ranges
+    are calibrated like an int8 export's."""
+    from mobilenets.quantization import qat
+
+    quantized = qat.quantize(model)
+    if not config.model.init_from:  # an untrained model's ranges say nothing: tfmot's [-6, 6]
+        return quantized
+    calibration = pipeline.representative(data.train, config.data, tuple(model.input_shape[1:]),
+                                          config.export.calibration_samples)
+    count = qat.init_ranges(quantized, model, calibration())
+    log.info("QAT: %d activation ranges calibrated on %d images", count,
+             config.export.calibration_samples)
+    return quantized

@@ -1,0 +1,106 @@
+"""The optimizer, learning-rate schedule and weight decay of the `train` config section."""
+
+import math
+
+import keras
+from keras import ops
+
+from mobilenets.quantization import bridge
+
+
+@keras.saving.register_keras_serializable(package="mobilenets")
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak`, then `kind` decay, as a function of the step.
+
+    exponential: peak * decay_rate ** floor(epochs / decay_epochs) (the V2 paper: x0.98 per
+    epoch); cosine, or linear (ShuffleNet), down to `minimum` at `total_steps`; step:
+    x `step_factor` at each of `step_epochs`; constant. (Keras' own schedules offer warmup only
+    for cosine.)
+    """
+
+    def __init__(self, peak, kind, steps_per_epoch, total_steps, warmup_steps=0,
+                 decay_rate=0.98, decay_epochs=1.0, step_epochs=(), step_factor=0.1, minimum=0.0):
+        self.peak, self.kind = float(peak), kind
+        self.steps_per_epoch, self.total_steps = int(steps_per_epoch), int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.decay_rate, self.decay_epochs = float(decay_rate), float(decay_epochs)
+        self.step_epochs, self.step_factor = [float(e) for e in step_epochs], float(step_factor)
+        self.minimum = float(minimum)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        after = ops.maximum(step - self.warmup_steps, 0.0)
+        if self.kind == "exponential":
+            epochs = ops.floor(after / (self.steps_per_epoch * self.decay_epochs))
+            rate = self.peak * ops.power(self.decay_rate, epochs)
+        elif self.kind == "cosine":
+            progress = ops.clip(after / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
+            rate = self.minimum + (self.peak - self.minimum) * 0.5 * (
+                1.0 + ops.cos(math.pi * progress))
+        elif self.kind == "linear":
+            progress = ops.clip(after / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
+            rate = self.peak + (self.minimum - self.peak) * progress
+        elif self.kind == "step":
+            epoch = step / self.steps_per_epoch
+            passed = sum(ops.cast(epoch >= e, "float32") for e in self.step_epochs)
+            rate = self.peak * ops.power(self.step_factor, passed)
+        else:
+            rate = ops.convert_to_tensor(self.peak)
+        if self.warmup_steps:
+            rate = ops.where(step < self.warmup_steps, self.peak * step / self.warmup_steps, rate)
+        return rate
+
+    def get_config(self):
+        return dict(peak=self.peak, kind=self.kind, steps_per_epoch=self.steps_per_epoch,
+                    total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                    decay_rate=self.decay_rate, decay_epochs=self.decay_epochs,
+                    step_epochs=self.step_epochs, step_factor=self.step_factor,
+                    minimum=self.minimum)
+
+
+# Per-optimizer defaults of the `train.epsilon` key: TF-slim's RMSProp value for MobileNets
+# (what the V1 and V2 papers trained with) and Keras' own for Adam and AdamW.
+EPSILON = {"rmsprop": 1.0, "adam": 1e-7, "adamw": 1e-7}
+
+
+def make_optimizer(train, steps_per_epoch, model):
+    """The optimizer of the `train` section, in `model`'s library (keras, or tf_keras for a
+    twin: `bridge.api`); applies L2 weight decay to `model` if asked."""
+    k = bridge.api(model)
+    rate = train.learning_rate
+    if train.base_batch_size:
+        rate *= train.batch_size / train.base_batch_size
+    schedule = bridge.schedule(LearningRate(
+        rate, train.schedule, steps_per_epoch, steps_per_epoch * train.epochs,
+        warmup_steps=int(train.warmup_epochs * steps_per_epoch), decay_rate=train.decay_rate,
+        decay_epochs=train.decay_epochs, step_epochs=train.step_epochs,
+        step_factor=train.step_factor, minimum=train.min_learning_rate), model)
+    decoupled = train.weight_decay_mode == "decoupled" and train.weight_decay > 0
+    if train.weight_decay_mode == "l2" and train.weight_decay > 0:
+        # The paper's weight decay w <- w - lr * wd * w is the gradient of wd / 2 * |w|^2
+        # (TF-slim's l2_regularizer(wd)); Keras' L2(l) adds l * |w|^2.
+        bridge.add_l2(model, train.weight_decay / 2)
+    epsilon = EPSILON.get(train.optimizer) if train.epsilon is None else train.epsilon
+    common = dict(learning_rate=schedule, use_ema=train.ema_decay > 0,
+                  ema_momentum=train.ema_decay or 0.99,
+                  global_clipnorm=train.clip_norm or None)
+    if train.optimizer == "rmsprop":
+        optimizer = k.optimizers.RMSprop(rho=train.rho, momentum=train.momentum,
+                                         epsilon=epsilon, **common)
+    elif train.optimizer == "sgd":
+        optimizer = k.optimizers.SGD(momentum=train.momentum, nesterov=train.nesterov, **common)
+    elif train.optimizer == "adam":
+        optimizer = k.optimizers.Adam(beta_1=train.beta_1, beta_2=train.beta_2, epsilon=epsilon,
+                                      **common)
+    else:
+        optimizer = k.optimizers.AdamW(beta_1=train.beta_1, beta_2=train.beta_2,
+                                       epsilon=epsilon,
+                                       weight_decay=train.weight_decay if decoupled else 0.0,
+                                       **common)
+    if decoupled:
+        if train.optimizer != "adamw":
+            optimizer.weight_decay = train.weight_decay
+        keep = {id(kernel) for kernel in bridge.decayed_weights(model)}
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if id(v) not in keep])
+    return optimizer

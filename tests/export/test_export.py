@@ -1,0 +1,82 @@
+"""TFLite export: the int8 file's input and output rewiring, and XNNPACK coverage per family."""
+
+import keras
+import numpy as np
+import pytest
+
+from mobilenets import build_model, export_tflite
+from mobilenets.models.registry import min_input_size
+from mobilenets.tflite.runner import TFLiteModel
+from mobilenets.tflite.xnnpack import delegate_partitions
+from tests.tiers import families
+
+rng = np.random.default_rng(0)
+PIXELS = rng.integers(0, 256, (8, 32, 32, 1)).astype(np.float32)
+
+
+def calibration(images):
+    def generate():
+        for image in images:
+            yield [image[None]]
+    return generate
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model("mobilenet_v2", alpha=0.35, input_shape=(32, 32, 1), num_classes=10,
+                       include_preprocessing=True)
+
+
+def run(content, images):
+    runner = TFLiteModel(content)
+    return runner, runner(images)
+
+
+def test_uint8_pixel_input_computes_what_the_float_input_does(tiny):
+    """Camera bytes in (uint8, scale 1, zero point 0) give exactly the int8 outputs that the
+    converter's float-input file gives for the same pixel values."""
+    float_in = export_tflite(tiny, "int8", calibration(PIXELS), int8_input="float32",
+                             int8_output="int8")
+    pixels_in = export_tflite(tiny, "int8", calibration(PIXELS), int8_output="int8")
+    runner, from_pixels = run(pixels_in, PIXELS)
+    assert runner.input["dtype"] == np.uint8 and runner.input["quantization"] == (1.0, 0)
+    _, from_floats = run(float_in, PIXELS)
+    np.testing.assert_array_equal(from_pixels, from_floats)
+
+
+@pytest.mark.slow
+def test_float_softmax_output_matches_the_int8_softmax(tiny):
+    int8_out = export_tflite(tiny, "int8", calibration(PIXELS), int8_output="int8")
+    float_out = export_tflite(tiny, "int8", calibration(PIXELS))
+    runner, probabilities = run(float_out, PIXELS)
+    assert runner.output["dtype"] == np.float32
+    _, quantized = run(int8_out, PIXELS)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities, quantized, atol=1.5 / 256)
+    assert delegate_partitions(float_out) == (1, [])
+    assert delegate_partitions(int8_out)[1] == ["SOFTMAX"]  # why float output is the default
+
+
+def set_batch_norm_statistics(model, images):
+    """Gives BatchNorm the moving statistics of `images`, as training would: at their
+    initial identity, a random MobileNetV3's hard-swish ADDs get input/output scale ratios
+    outside the range XNNPACK's int8 ADD accepts, which trained models do not have."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(images, training=True)
+
+
+@pytest.mark.parametrize("name", families())
+def test_every_family_runs_whole_inside_xnnpack(name):
+    """No op left to TFLite's reference kernels, float32 and int8: the converter's int8 RELU
+    after an ADD (Xception), SOFTMAX and uint8 QUANTIZE are rewired; ShuffleNetV1 is built
+    without a standalone ReLU or AVERAGE_POOL_2D."""
+    size = max(32, min_input_size(name))
+    model = build_model(name, input_shape=(size, size, 3), num_classes=10, alpha=1.0,
+                        include_preprocessing=True)
+    images = rng.integers(0, 256, (4, size, size, 3)).astype(np.float32)
+    set_batch_norm_statistics(model, images)
+    for mode in ("float32", "int8"):
+        content = export_tflite(model, mode, calibration(images))
+        assert delegate_partitions(content) == (1, []), mode

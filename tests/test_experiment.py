@@ -1,0 +1,266 @@
+"""train.py and evaluate.py end to end on a slice of the bundled sample (the `run` fixture of
+conftest.py): artifacts, resume, NaN stop, and the exit codes of user errors."""
+
+import csv
+import errno
+import json
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from mobilenets import config as config_lib
+from mobilenets.cli import evaluate_main, train_main
+
+pytestmark = pytest.mark.slow  # end-to-end runs
+
+STEPS_PER_EPOCH = 256 // 32
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def history(workdir):
+    with open(workdir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def final_weights(workdir):
+    model = keras.models.load_model(workdir / "model.keras", compile=False)
+    return model.get_weights()
+
+
+def test_run_directory_holds_every_artifact(run):
+    config, workdir = run
+    for name in ("config.yaml", "model.keras", "metrics.json", "history.csv", "labels.txt",
+                 "training_curve.png", "checkpoints/best.keras", "export/model_float32.tflite",
+                 "export/model_int8.tflite", "export/labels.txt", "export/report.json"):
+        assert (workdir / name).is_file(), name
+    resolved = config_lib.load(workdir / "config.yaml")
+    assert resolved == config_lib.load(config)
+    assert (workdir / "labels.txt").read_text().splitlines()[:2] == ["t-shirt/top", "trouser"]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["images"] == 128 and metrics["replicas"] == 1
+    assert metrics["steps"] == 2 * STEPS_PER_EPOCH and metrics["global_batch_size"] == 32
+    assert metrics["train_images_per_sec"] > 0
+    assert 0 <= metrics["top1"] <= metrics["top5"] <= 1
+    assert np.sum(metrics["confusion_matrix"]) == 128
+    assert [row["epoch"] for row in history(workdir)] == ["0", "1"]
+    # Keeps the last 3 of the checkpoints at steps 5, 8 (epoch end), 10, 15, 16.
+    assert sorted(p.name for p in (workdir / "checkpoints").glob("ckpt-*")) == [
+        "ckpt-000000010.weights.h5", "ckpt-000000015.weights.h5", "ckpt-000000016.weights.h5"]
+
+
+def test_exports_are_verified_in_the_report(run):
+    _, workdir = run
+    report = json.loads((workdir / "export/report.json").read_text())
+    float32, int8 = report["files"]["model_float32.tflite"], report["files"]["model_int8.tflite"]
+    assert report["images"] == 128
+    assert float32["agreement"] >= 127 / 128
+    assert abs(float32["top1"] - report["float"]["top1"]) <= 1 / 128
+    assert int8["input"] == {"dtype": "uint8", "shape": [1, 32, 32, 1], "scale": 1.0,
+                             "zero_point": 0}
+    assert int8["size_mb"] < float32["size_mb"] / 2
+    assert float32["partitions"] == 1 and float32["ops_outside_xnnpack"] == []
+    assert int8["partitions"] == 1 and int8["ops_outside_xnnpack"] == []
+    assert int8["output"]["dtype"] == "float32" and int8["agreement"] >= 0.9
+
+
+def test_evaluate_scores_keras_and_tflite_like_training(run, capsys):
+    config, workdir = run
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    for name in ("model.keras", "export/model_float32.tflite"):
+        model = workdir / name
+        assert evaluate_main(["--config", str(config), "--model", str(model)]) == 0
+        scored = json.loads(model.with_name(model.name + ".eval.json").read_text())
+        assert scored["images"] == 128
+        assert scored["top1"] == pytest.approx(metrics["top1"], abs=1 / 128)
+        assert model.with_name(model.name + ".confusion.png").stat().st_size > 1000
+    assert scored["median_latency_ms"] > 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["images"] == 128
+
+
+def test_more_epochs_resume_a_finished_run(run, tmp_path, caplog):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    state = copy / "checkpoints/state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "seconds": 10_000.0}))
+    caplog.set_level("INFO", logger="mobilenets")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert train_main(["--config", str(config), "--workdir", str(copy),
+                           "--set", "train.epochs=3", "--set", "export.modes=[]"]) == 0
+    assert "resumed from epoch 3, step 0" in caplog.text
+    # The endless training stream never runs out; Keras must not say it did.
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    assert [row["epoch"] for row in history(copy)] == ["0", "1", "2"]
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["steps"] == 3 * STEPS_PER_EPOCH
+    # Training time adds up over sessions: the earlier sessions' time (as recorded with the
+    # checkpoints) is counted in.
+    assert 10_000 < metrics["train_seconds"] < 10_000 + 3600
+
+
+def test_mid_epoch_resume_ends_where_an_uninterrupted_run_does(run, tmp_path, caplog):
+    """Drop the checkpoints after step 10 (epoch 2, step 2) and run again: with a fixed seed
+    and deterministic ops, the resumed run's final weights equal the uninterrupted run's."""
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    for name in ("checkpoints/ckpt-000000015.weights.h5", "checkpoints/ckpt-000000016.weights.h5",
+                 "model.keras", "metrics.json"):
+        (copy / name).unlink()
+    caplog.set_level("INFO", logger="mobilenets")
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "export.modes=[]"]) == 0
+    assert "resumed from epoch 2, step 2" in caplog.text
+    assert [row["epoch"] for row in history(copy)] == ["0", "1"]
+    for resumed, uninterrupted in zip(final_weights(copy), final_weights(workdir), strict=True):
+        np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_loss_stops_with_exit_1_and_keeps_good_checkpoints(run, tmp_path, capsys):
+    config, _ = run
+    workdir = tmp_path / "work"
+    code = train_main(["--config", str(config), "--workdir", str(workdir),
+                       "--set", "train.learning_rate=1e30", "--set", "train.schedule=constant"])
+    message = capsys.readouterr().err
+    assert code == 1
+    assert "the loss became NaN or infinite at step" in message
+    assert "train.learning_rate" in message and "Traceback" not in message
+    assert not (workdir / "model.keras").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.source=folder", "data.dir=/nonexistent/images"],
+     r"data.dir: image folder '/nonexistent/images' not found"),
+    (["model.num_classes=7"], r"model.num_classes is 7 but the data has 10 classes"),
+    (["model.alpha=-1"], r"model.alpha must be > 0, got -1"),
+    (["train.batch_sise=8"], r"unknown config key train.batch_sise \(did you mean "
+                             r"train.batch_size\?\)"),
+    (["qat.enabled=true"], r"train.ema_decay must be 0 with qat.enabled"),
+    (["qat.enabled=true", "train.ema_decay=0", "export.int8_output=int8"],
+     r"export.int8_output must be float32 with qat.enabled"),
+])
+def test_user_errors_exit_2_with_one_line(run, tmp_path, capsys, overrides, message):
+    config, _ = run
+    argv = ["--config", str(config), "--workdir", str(tmp_path / "work")]
+    for override in overrides:
+        argv += ["--set", override]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert re.search(message, err), err
+
+
+def test_init_from_another_architecture_is_a_user_error(run, tmp_path, capsys):
+    config, workdir = run
+    code = train_main(["--config", str(config), "--workdir", str(tmp_path / "work"),
+                       "--set", "model.name=mobilenet_v1", "--set", "model.alpha=0.25",
+                       "--set", f"model.init_from={workdir / 'model.keras'}"])
+    assert code == 2
+    assert "does not match" in capsys.readouterr().err
+
+
+def test_bad_model_files_are_user_errors(run, tmp_path, capsys):
+    config, _ = run
+    fake = tmp_path / "model.tflite"
+    fake.write_bytes(b"this is not a flatbuffer")
+    assert evaluate_main(["--config", str(config), "--model", str(fake)]) == 2
+    assert "is not a TFLite file" in capsys.readouterr().err
+    assert evaluate_main(["--config", str(config), "--model", str(tmp_path / "no.keras")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert train_main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_unwritable_workdir_is_a_user_error(run, capsys):
+    config, _ = run
+    assert train_main(["--config", str(config), "--workdir", "/proc/mobilenets-run"]) == 2
+    assert "workdir /proc/mobilenets-run cannot be created" in capsys.readouterr().err
+
+
+def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(run, tmp_path):
+    """Kill a real training process (SIGKILL) once its first checkpoint exists, rerun the same
+    command: it resumes and ends with the uninterrupted run's epochs and weights."""
+    config, uninterrupted = run
+    workdir = tmp_path / "work"
+    command = [sys.executable, str(ROOT / "train.py"), "--config", str(config),
+               "--workdir", str(workdir), "--set", "export.modes=[]"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((workdir / "checkpoints").glob("ckpt-*.weights.h5")):
+            assert process.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert process.poll() is None, "training ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (workdir / "model.keras").exists()
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert re.search(r"resumed from epoch \d, step \d", rerun.stderr)
+    assert [row["epoch"] for row in history(workdir)] == ["0", "1"]
+    for resumed, expected in zip(final_weights(workdir), final_weights(uninterrupted),
+                                 strict=True):
+        np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_full_disk_during_export_keeps_the_previous_export(run, tmp_path, capsys, monkeypatch):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    before = (copy / "export/model_int8.tflite").read_bytes()
+    report = (copy / "export/report.json").read_text()
+    write_bytes = pathlib.Path.write_bytes
+
+    def disk_fills_up(path, data):
+        if path.name.endswith("model_int8.tflite"):
+            write_bytes(path, data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", disk_fills_up)
+    assert train_main(["--config", str(config), "--workdir", str(copy)]) == 1
+    message = capsys.readouterr().err
+    assert f"cannot write {copy / 'export/model_int8.tflite'}: No space left on device" in message
+    assert (copy / "export/model_int8.tflite").read_bytes() == before
+    assert (copy / "export/report.json").read_text() == report
+    assert not list((copy / "export").glob(".tmp-*"))
+
+
+def test_checkpoints_of_another_model_are_never_overwritten(run, tmp_path, capsys):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    kept = sorted((copy / "checkpoints").glob("ckpt-*"))
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "model.alpha=0.5"]) == 2
+    assert "fits this model" in capsys.readouterr().err
+    assert sorted((copy / "checkpoints").glob("ckpt-*")) == kept
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(run, tmp_path, caplog):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    (copy / "model.keras").unlink()
+    newest = copy / "checkpoints/ckpt-000000016.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    caplog.set_level("INFO", logger="mobilenets")
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "export.modes=[]"]) == 0
+    assert "ckpt-000000016.weights.h5 is unreadable" in caplog.text
+    assert "resumed from epoch 2, step 7" in caplog.text
