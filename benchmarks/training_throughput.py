@@ -1,12 +1,18 @@
 """Training throughput, input pipeline speed and peak memory.
 
-    python benchmarks/training_throughput.py [--size 160] [--steps 30] [--json out.json]
+    python benchmarks/training_throughput.py [--sizes 160 224] [--steps 30] [--rounds 3]
+                                             [--json out.json]
 
-1. Training (img/s): `mobilenets.train` (data pipeline from the bundled Fashion-MNIST sample
-   resized to the input, flips, checkpoints, CSV/TensorBoard logs, throughput callback) against
-   keras.applications' MobileNetV2 1.0 and plain `model.fit` on in-memory tensors: same
-   architecture, batch, optimizer (SGD, no weight decay), loss and metrics, timed alike (from
-   the end of each epoch's first batch to its last), alternated twice in one process.
+1. Training, MobileNetV2 1.0, batch 32, SGD, in one process, the contenders alternated in
+   rounds (wall-clock speed swings from round to round on shared machines, so only figures of
+   one run are compared, by their medians):
+   - ours: `mobilenets train` (data pipeline from the bundled Fashion-MNIST sample resized to
+     the input, flips, checkpoints, CSV/TensorBoard logs, throughput callback);
+   - keras.applications' MobileNetV2 (Keras 3, its unfused BatchNormalization) + `fit`;
+   - tf_keras' keras.applications MobileNetV2 (fused BatchNorm) + `fit`;
+   the last two on in-memory tensors; same architecture, batch, optimizer (no weight decay),
+   loss and metrics, all timed by our `Throughput` callback (from the end of each epoch's
+   first batch to its last): wall-clock images/s and CPU milliseconds per image (all threads).
 2. Input pipeline alone (img/s) at 224 px with the training augmentation (Inception crop and
    flip) from an image folder of JPEGs and from TFRecord files (the tfds layout), against the
    rate at which training consumes images at 224.
@@ -17,6 +23,8 @@ import argparse
 import json
 import os
 import pathlib
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +46,7 @@ from mobilenets.experiment import train  # noqa: E402
 from mobilenets.training.callbacks import Throughput  # noqa: E402
 
 BATCH = 32
+CONTENDERS = ("ours", "keras.applications + Keras 3 fit", "keras.applications + tf_keras fit")
 
 
 def ours(size, steps, workdir):
@@ -50,36 +59,69 @@ def ours(size, steps, workdir):
         "train": {"epochs": 1, "batch_size": BATCH, "optimizer": "sgd", "schedule": "constant",
                   "learning_rate": 0.01, "weight_decay": 0.0, "label_smoothing": 0.0},
         "export": {"modes": []}})
-    return train(config, workdir)["train_images_per_sec"]
+    metrics = train(config, workdir)
+    return metrics["train_images_per_sec"], metrics["train_cpu_ms_per_image"]
 
 
-def keras_applications(size, steps):
-    model = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None,
-                                           classes=10)
-    model.compile(keras.optimizers.SGD(0.01), "categorical_crossentropy",
-                  metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5)])
+def applications(size, steps, library):
+    """keras.applications' MobileNetV2 in `library` (keras or tf_keras) + its `fit`."""
+    model = library.applications.MobileNetV2(input_shape=(size, size, 3), weights=None,
+                                             classes=10)
+    model.compile(library.optimizers.SGD(0.01), "categorical_crossentropy",
+                  metrics=["accuracy", library.metrics.TopKCategoricalAccuracy(5)])
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-1, 1, (BATCH * (steps + 1), size, size, 3)).astype("float32"))
     y = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, BATCH * (steps + 1))])
-    timer = Throughput(BATCH)  # the callback that times our loop, so both are timed alike
-    model.fit(x, y, batch_size=BATCH, epochs=1, callbacks=[timer], verbose=0)
-    return timer.images_per_second
+    timer = Throughput(BATCH)  # the callback that times our loop, so all are timed alike
+    if library is not keras:
+        from mobilenets.quantization.bridge import callbacks
+        hooks = callbacks(model, [timer])
+    else:
+        hooks = [timer]
+    model.fit(x, y, batch_size=BATCH, epochs=1, callbacks=hooks, verbose=0)
+    return timer.images_per_second, timer.cpu_ms_per_image
 
 
-def training(size, steps):
-    rows = {"ours": [], "keras.applications + fit": []}
+def training(size, steps, rounds):
+    import tf_keras
+
+    runs = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(2):
-            rows["keras.applications + fit"].append(keras_applications(size, steps))
-            rows["ours"].append(ours(size, steps, pathlib.Path(tmp) / f"run{round_}"))
-            print(f"round {round_ + 1}: ours {rows['ours'][-1]:.1f} img/s, keras.applications "
-                  f"+ fit {rows['keras.applications + fit'][-1]:.1f} img/s", flush=True)
-    best = {name: max(rates) for name, rates in rows.items()}
-    ratio = best["ours"] / best["keras.applications + fit"]
-    print(f"training MobileNetV2 1.0 at {size}x{size}, batch {BATCH}: ours {best['ours']:.1f} "
-          f"img/s, keras.applications + fit {best['keras.applications + fit']:.1f} img/s, "
-          f"ratio {ratio:.2f}", flush=True)
-    return {"size": size, "rates": rows, "best": best, "ratio": ratio}
+        for round_ in range(rounds):
+            runs[CONTENDERS[1]].append(applications(size, steps, keras))
+            runs[CONTENDERS[2]].append(applications(size, steps, tf_keras))
+            runs[CONTENDERS[0]].append(ours(size, steps, pathlib.Path(tmp) / f"run{round_}"))
+            print(f"{size}px round {round_ + 1}: " + ", ".join(
+                f"{name} {rate:.1f} img/s, {cpu:.1f} ms CPU/img"
+                for name, ((rate, cpu),) in ((n, r[-1:]) for n, r in runs.items())), flush=True)
+    median = {name: {"img_per_s": statistics.median(r for r, _ in rows),
+                     "cpu_ms_per_img": statistics.median(c for _, c in rows)}
+              for name, rows in runs.items()}
+    base = median[CONTENDERS[0]]
+    ratios = {name: {"wall": base["img_per_s"] / m["img_per_s"],
+                     "cpu": m["cpu_ms_per_img"] / base["cpu_ms_per_img"]}
+              for name, m in median.items() if name != CONTENDERS[0]}
+    for name, ratio in ratios.items():
+        print(f"{size}px: ours / {name}: {ratio['wall']:.2f}x median wall-clock img/s, "
+              f"{ratio['cpu']:.2f}x less CPU per image", flush=True)
+    return {"size": size, "runs": runs, "median": median, "ours_vs": ratios}
+
+
+def machine():
+    flags = set()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":")[1].split())
+                break
+    except OSError:
+        pass
+    model = next((line.split(":")[1].strip() for line in
+                  pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(),
+            "avx512": "avx512f" in flags, "vnni": "avx512_vnni" in flags,
+            "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def jpeg_folder(root, count, size):
@@ -184,19 +226,23 @@ export_tflite(model, "int8", lambda: ([image[None]] for image in images))
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=160, help="training benchmark input size")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[160, 224],
+                        help="training benchmark input sizes")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per contender")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size")
     parser.add_argument("--part", choices=["training", "pipeline", "memory", "all"],
                         default="all")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
-    results = {}
+    results = {"machine": machine(), "command": " ".join(sys.argv),
+               "date": time.strftime("%Y-%m-%d")}
+    print(json.dumps(results["machine"]), flush=True)
     if args.part in ("training", "all"):
-        results["training"] = training(args.size, args.steps)
+        results["training"] = [training(size, args.steps, args.rounds) for size in args.sizes]
     if args.part in ("pipeline", "all"):
         results["input_pipeline"] = input_pipeline()
     if args.part in ("memory", "all"):
-        results["peak_memory"] = memory(args.size)
+        results["peak_memory"] = memory(args.sizes[0])
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

@@ -60,6 +60,8 @@ def train(config, workdir):
     metrics.update(
         train_images_per_sec=(trained.images_per_second
                               or previous.get("train_images_per_sec")),
+        train_cpu_ms_per_image=(trained.cpu_ms_per_image
+                                or previous.get("train_cpu_ms_per_image")),
         replicas=trained.replicas, workers=workers, global_batch_size=trained.batch,
         per_replica_batch_size=trained.batch // trained.replicas, epochs=config.train.epochs,
         steps=trained.steps, train_seconds=trained.seconds, train_images=len(data.train),

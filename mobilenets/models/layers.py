@@ -90,8 +90,53 @@ def activation(x, kind, *, name):
     raise ValueError(f"unknown activation {kind!r}")
 
 
+@keras.saving.register_keras_serializable(package="mobilenets")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' BatchNormalization whose training pass runs TensorFlow's fused kernel.
+
+    Keras 3 computes a training batch's moments and its normalization as separate passes over
+    memory, which made BatchNorm half of MobileNetV2's forward time in training;
+    `tf.raw_ops.FusedBatchNormV3` (what tf_keras runs) does both in one kernel. Everything else
+    is Keras' own: inference (so the TFLite converter still folds it into the convolutions),
+    serialization, and the cases the kernel does not cover (synchronized statistics, masks,
+    renorm, other backends), which take Keras' path. The moving statistics are updated as Keras
+    updates them, with the batch's biased variance: the kernel returns the unbiased one (for its
+    own moving averages), so it is scaled back by (n - 1) / n.
+
+    A registered subclass rather than a patch of Keras' class: the builders choose it
+    explicitly, keras.applications' models stay as Keras makes them, and a saved model names
+    the layer it was trained with.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        x = tf.cast(inputs, tf.float32)  # float32 statistics under mixed precision, as Keras
+        channels = x.shape[-1]
+        scale = self.gamma if self.scale else tf.ones([channels])
+        offset = self.beta if self.center else tf.zeros([channels])
+        outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.cast(scale, tf.float32), offset=tf.cast(offset, tf.float32),
+            mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon,
+            exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        count = tf.cast(tf.size(x) // channels, tf.float32)
+        variance = variance * (tf.maximum(count - 1.0, 1.0) / count)
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(self.moving_variance * momentum
+                                    + variance * (1.0 - momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+    def _fusable(self, inputs, mask):
+        return (keras.backend.backend() == "tensorflow" and not self.synchronized
+                and not getattr(self, "renorm", False) and mask is None
+                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+
+
 def batch_norm(x, *, name, momentum=0.99):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
+    return FusedBatchNormalization(epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
 
 
 def conv_bn(x, filters, kernel_size=1, *, name, strides=1, activation_kind=None, groups=1,

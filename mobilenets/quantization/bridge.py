@@ -60,7 +60,9 @@ class ChannelSplit(tf_keras.layers.Layer):
         return {**super().get_config(), "sizes": self.sizes}
 
 
-TWIN_CLASSES = {"ChannelSplit": ChannelSplit}
+# Our layers' tf_keras counterparts (tf_keras' BatchNormalization is fused already).
+TWIN_CLASSES = {"ChannelSplit": ChannelSplit,
+                "FusedBatchNormalization": tf_keras.layers.BatchNormalization}
 
 
 def twin(model):

@@ -156,20 +156,21 @@ class Guard(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images per second, from the end of each epoch's first batch to its last (so
+    """Training images per second of wall-clock time, and milliseconds of CPU time (all the
+    process's threads) per image, from the end of each epoch's first batch to its last (so
     tracing and validation are excluded, the input pipeline and callbacks included)."""
 
     def __init__(self, batch_size):
         super().__init__()
         self.batch_size = batch_size
-        self.images, self.seconds = 0, 0.0
+        self.images, self.seconds, self.cpu_seconds = 0, 0.0, 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._first = self._last = None
         self._batches = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
+        now = (time.perf_counter(), time.process_time())
         if self._first is None:
             self._first = now
         else:
@@ -179,11 +180,16 @@ class Throughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._batches:
             self.images += self._batches * self.batch_size
-            self.seconds += self._last - self._first
+            self.seconds += self._last[0] - self._first[0]
+            self.cpu_seconds += self._last[1] - self._first[1]
 
     @property
     def images_per_second(self):
         return self.images / self.seconds if self.seconds else None
+
+    @property
+    def cpu_ms_per_image(self):
+        return 1000 * self.cpu_seconds / self.images if self.images else None
 
 
 class KeepLiveWeights(keras.callbacks.Callback):

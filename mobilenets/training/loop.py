@@ -37,6 +37,7 @@ class Trained:
     steps: int  # total steps of the run
     seconds: float  # training time of every session of the run, each to its last checkpoint
     images_per_second: float | None  # this session's, None if it trained no full epoch
+    cpu_ms_per_image: float | None  # this session's CPU time (all threads) per image
 
 
 def global_batch_size(train_config, replicas):
@@ -158,7 +159,8 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             bridge.copy_weights(trained, model)
         final = float32_copy(model) if config.runtime.mixed_precision != "float32" else model
     return Trained(final, config.qat.enabled, batch, replicas, total,
-                   round(checkpointer.seconds, 1), throughput.images_per_second)
+                   round(checkpointer.seconds, 1), throughput.images_per_second,
+                   throughput.cpu_ms_per_image)
 
 
 def phase_ends(qat_config, first_epoch, epochs):

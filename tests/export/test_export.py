@@ -80,3 +80,30 @@ def test_every_family_runs_whole_inside_xnnpack(name):
     for mode in ("float32", "int8"):
         content = export_tflite(model, mode, calibration(images))
         assert delegate_partitions(content) == (1, []), mode
+
+
+@pytest.mark.slow
+def test_float_files_fuse_hard_swish_and_int8_files_keep_it_apart():
+    """Float modes take x * (relu6(x + 3) / 6), one HARD_SWISH op in XNNPACK; int8 keeps the
+    builders' (x / 6) * relu6(x + 3) (XNNPACK has no int8 HARD_SWISH). Both compute the model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobilenets import compat
+
+    model = build_model("mobilenet_v3_small", alpha=0.75, input_shape=(32, 32, 3),
+                        num_classes=10, include_preprocessing=True)
+    images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
+    set_batch_norm_statistics(model, images)
+    expected = model(images, training=False).numpy()
+    hard_swishes = sum(layer.name.endswith("_hswish") for layer in model.layers)
+    for mode, fused in (("float32", hard_swishes), ("float16", hard_swishes), ("int8", 0)):
+        content = export_tflite(model, mode, calibration(images))
+        interpreter = Interpreter(model_content=content)
+        interpreter.allocate_tensors()
+        ops = [op["op_name"] for op in compat.ops_details(interpreter)]
+        assert ops.count("HARD_SWISH") == fused, mode
+        assert delegate_partitions(content) == (1, []), mode
+        if mode != "int8":  # (int8 outputs of a random model are checked elsewhere)
+            tolerance = {"float32": 1e-5, "float16": 5e-3}[mode]
+            np.testing.assert_allclose(TFLiteModel(content)(images), expected, atol=tolerance,
+                                       err_msg=mode)
