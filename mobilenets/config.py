@@ -107,6 +107,12 @@ class DataConfig:
     validation_fraction: float = option(
         0.0, "folder without split subfolders: fraction of each class held out for evaluation",
         FRACTION)
+    holdout: float = option(
+        0.0, "images held out of the training split to validate on and pick the best model "
+        "by, a count (5000) or a fraction below 1 (0.1), per class; 0: validate on the "
+        "evaluation split", NON_NEGATIVE)
+    holdout_seed: int = option(0, "seed of the held-out images (fixed across runs, so that "
+                               "their validation scores compare)", SEED)
     augment: Literal["inception", "flip_crop", "flip", "none"] = option(
         "inception", "training augmentation: inception (random resized crop and flip), "
         "flip_crop (pad, random crop, flip), flip or none")

@@ -66,6 +66,12 @@ def train(config, workdir):
         per_replica_batch_size=trained.batch // trained.replicas, epochs=config.train.epochs,
         steps=trained.steps, train_seconds=trained.seconds, train_images=len(data.train),
         eval_images=len(data.eval))
+    if data.validation is not None:  # the held-out images, what the best model was picked by
+        held, _, _ = score_model(trained.model, task, data.validation, data.class_names,
+                                 config.data, trained.batch)
+        metrics["validation"] = {key: held[key] for key in ("top1", "top5", "loss", "images")}
+        log.info("validation (held out of training): %s on %d images", task.summary(held),
+                 len(data.validation))
     files.write_json(workdir / "metrics.json", metrics)
     plot_history(workdir / "history.csv", workdir / "training_curve.png")
     log.info("%s on %d images", task.summary(metrics), len(data.eval))

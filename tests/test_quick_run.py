@@ -15,8 +15,9 @@ data:
   augment: flip
   small_images: pad
   full_test_set: false
-  train_limit: 64
+  train_limit: 80
   eval_limit: 32
+  holdout: 16
 train:
   epochs: 1
   batch_size: 32
@@ -36,7 +37,8 @@ def test_every_stage_runs_once(tmp_path, capsys):
     workdir = tmp_path / "run"
     assert main(["train", "--config", str(config), "--workdir", str(workdir)]) == 0
     metrics = json.loads((workdir / "metrics.json").read_text())
-    assert metrics["images"] == 32 and metrics["steps"] == 2
+    assert metrics["images"] == 32 and metrics["steps"] == 2  # 64 of the 80 train, batch 32
+    assert metrics["validation"]["images"] == 16 and 0 <= metrics["validation"]["top1"] <= 1
     report = json.loads((workdir / "export/report.json").read_text())
     assert list(report["files"]) == ["model_float32.tflite", "model_int8.tflite"]
     assert report["files"]["model_float32.tflite"]["agreement"] == 1.0

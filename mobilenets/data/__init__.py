@@ -5,13 +5,16 @@ splits, preprocessing, and the tf.data pipelines the stages feed models with.
 """
 
 import dataclasses
+import logging
 import os
 
 from mobilenets.data import sources
-from mobilenets.data.splits import Data
+from mobilenets.data.splits import Data, Split
+from mobilenets.errors import UserError
 
 __all__ = ["Data", "SOURCES", "load"]
-from mobilenets.errors import UserError
+
+log = logging.getLogger("mobilenets")
 
 LOADERS = {"sample": sources.load_sample, "fashion_mnist": sources.load_fashion_mnist,
            "folder": sources.load_folder, "tfds": sources.load_tfds}
@@ -20,7 +23,9 @@ SOURCES = tuple(LOADERS)
 
 def load(config, seed=0, splits=("train", "eval")):
     """Loads the splits (`"train"`, `"eval"`) of the source a `DataConfig` names; the splits
-    not asked for are None (evaluating does not read the training images)."""
+    not asked for are None (evaluating does not read the training images). With
+    `data.holdout`, the validation split is held out of the training one (seeded by
+    `data.holdout_seed`, the same whatever the training seed)."""
     config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
                                  manual_dir=os.path.expanduser(config.manual_dir))
     data = LOADERS[config.source](config, seed, set(splits))
@@ -31,4 +36,25 @@ def load(config, seed=0, splits=("train", "eval")):
             kind = "training" if name == "train" else "evaluation"
             raise UserError(f"data: the {kind} split of {config.source} has no images")
         setattr(data, name, split)
+    if config.holdout and "train" in splits:
+        data.train, data.validation = hold_out(data.train, config)
     return data
+
+
+def hold_out(train, config):
+    """(training, validation): `data.holdout` images (a count, or a fraction below 1) of each
+    class's share of the training split."""
+    if not isinstance(train, Split):
+        raise UserError("data.holdout needs a training split held in memory (raise "
+                        "data.max_cache_mb, or prepare a validation split in the dataset)")
+    count = round(config.holdout * len(train)) if config.holdout < 1 else int(config.holdout)
+    if count >= len(train):
+        raise UserError(f"data.holdout {config.holdout:g} is not smaller than the training "
+                        f"split ({len(train)} images)")
+    try:
+        rest, held = train.hold_out(count / len(train), config.holdout_seed, total=count)
+    except ValueError as error:
+        raise UserError(f"data.holdout {config.holdout:g}: {error}") from None
+    log.info("validating on %d images held out of the %d training images", len(held),
+             len(train))
+    return rest, held

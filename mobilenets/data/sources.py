@@ -110,7 +110,11 @@ def load_folder(config, seed, wanted):
                 "subfolders; set data.validation_fraction (e.g. 0.1) to hold out part of it")
         class_names = _class_folders(root)
         everything = _scan_folder(root, class_names, config)
-        train, evaluation = _split_by_fraction(everything, config.validation_fraction, seed)
+        try:
+            train, evaluation = everything.hold_out(config.validation_fraction, seed)
+        except ValueError as error:
+            raise UserError(f"data.validation_fraction {config.validation_fraction}: "
+                            f"{error}") from None
     return Data(train, evaluation, class_names)
 
 
@@ -172,24 +176,6 @@ def _read_and_check(paths, config):
     workers = min(8, (os.cpu_count() or 1) * 2)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(check, paths))
-
-
-def _split_by_fraction(split, fraction, seed):
-    """Holds out `fraction` of each class (seeded), so both parts keep every class."""
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(split), bool)
-    for label in np.unique(split.labels):
-        members = np.flatnonzero(split.labels == label)
-        count = max(1, int(round(len(members) * fraction)))
-        if count >= len(members):
-            raise UserError(f"data.validation_fraction {fraction} leaves no training image "
-                            f"in class {label}")
-        held[rng.choice(members, count, replace=False)] = True
-
-    def part(mask):
-        return Split(*(None if a is None else a[mask] for a in (
-            split.labels, split.arrays, split.encoded, split.paths)))
-    return part(~held), part(held)
 
 
 def load_tfds(config, seed, wanted):

@@ -28,6 +28,32 @@ class Split:
         return Split(*(None if a is None else a[:count] for a in (
             self.labels, self.arrays, self.encoded, self.paths)))
 
+    def hold_out(self, fraction, seed, total=None):
+        """(rest, held): `fraction` of each class's images held out, seeded, so that both parts
+        keep the classes' proportions: each class's share rounded, at least 1, or, given a
+        `total`, shares rounded so that they add up to it exactly (largest remainders).
+        ValueError if a class would keep no training image."""
+        rng = np.random.default_rng(seed)
+        classes = np.unique(self.labels)
+        members = [np.flatnonzero(self.labels == label) for label in classes]
+        quotas = np.array([len(m) * fraction for m in members])
+        if total is None:
+            counts = np.maximum(1, np.round(quotas)).astype(int)
+        else:
+            counts = np.floor(quotas).astype(int)
+            remainders = np.argsort(-(quotas - counts), kind="stable")
+            counts[remainders[:total - counts.sum()]] += 1
+        held = np.zeros(len(self), bool)
+        for label, group, count in zip(classes, members, counts):
+            if count >= len(group):
+                raise ValueError(f"leaves no training image in class {label}")
+            held[rng.choice(group, count, replace=False)] = True
+        return self._select(~held), self._select(held)
+
+    def _select(self, mask):
+        return Split(*(None if a is None else a[mask] for a in (
+            self.labels, self.arrays, self.encoded, self.paths)))
+
     def load_fn(self, channels):
         """A tf function index -> (uint8 image H x W x channels, int32 label)."""
         labels = tf.constant(self.labels.astype(np.int32))
@@ -112,8 +138,16 @@ class RecordSplit:
 
 @dataclasses.dataclass
 class Data:
-    """The splits of a source (None for a split not loaded) and its class names."""
+    """The splits of a source (None for a split not loaded) and its class names. `validation`
+    is held out of the training split (`data.holdout`); without it, training validates on
+    `eval`."""
 
     train: Split | RecordSplit | None
     eval: Split | RecordSplit | None
     class_names: list
+    validation: Split | None = None
+
+    @property
+    def validating(self):
+        """The split training validates on (and picks the best model by)."""
+        return self.eval if self.validation is None else self.validation

@@ -111,7 +111,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     if config.train.ema_decay:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     target = task.target(num_classes)
-    validation = pipeline.eval_dataset(data.eval, config.data, shape, target, batch)
+    validation = pipeline.eval_dataset(data.validating, config.data, shape, target, batch)
 
     def fit(first_step, epoch, epochs, steps, extra=()):
         stream = training_stream(strategy, data, config, target, batch, first_step)

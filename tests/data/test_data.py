@@ -278,3 +278,25 @@ def test_tfds_split_too_large_for_memory_is_streamed(tmp_path):
     for got, expected in zip(resumed, full[5:8]):
         np.testing.assert_array_equal(got, expected)
     assert len(list(pipeline.calibration_images(data.train, config, (16, 16, 3), 5))) == 5
+
+
+def test_holdout_keeps_classes_balanced_and_is_the_same_for_every_training_seed():
+    config = DataConfig(source="sample", full_test_set=False, holdout=1000)
+    data = data_lib.load(config, seed=1)
+    assert (len(data.train), len(data.validation)) == (9000, 1000)
+    assert (np.bincount(data.validation.labels) == 100).all()
+    again = data_lib.load(config, seed=2)  # another training seed: the same held-out images
+    np.testing.assert_array_equal(again.validation.arrays, data.validation.arrays)
+    whole = data_lib.load(DataConfig(source="sample", full_test_set=False)).train
+    rows = {row.tobytes() for row in whole.arrays}
+    held = {row.tobytes() for row in data.validation.arrays}
+    kept = {row.tobytes() for row in data.train.arrays}
+    assert held <= rows and not held & kept  # a partition of the training split
+    other = data_lib.load(dataclasses.replace(config, holdout_seed=1)).validation
+    assert not np.array_equal(other.arrays, data.validation.arrays)
+    fraction = data_lib.load(dataclasses.replace(config, holdout=0.1))
+    np.testing.assert_array_equal(fraction.validation.arrays, data.validation.arrays)
+    assert data_lib.load(config, splits=("eval",)).validation is None
+    with pytest.raises(UserError, match=r"data.holdout 10000 is not smaller than the training "
+                                        r"split \(10000 images\)"):
+        data_lib.load(dataclasses.replace(config, holdout=10000))
