@@ -32,6 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import provenance  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from keras import applications  # noqa: E402
@@ -44,11 +45,13 @@ from mobilenets.export.convert import MODES  # noqa: E402
 from mobilenets.tflite.xnnpack import delegate_partitions  # noqa: E402
 from tests.reference import copy_weights, randomize  # noqa: E402
 
-TWINS = [  # (our name, keras.applications constructor, its extra options)
+# (our name, keras.applications constructor, its extra options). Its MobileNetV3s take pixels
+# in [0, 255] and rescale them inside, as ours do; its V1 and V2 leave that to the app.
+TWINS = [
     ("mobilenet_v1", applications.MobileNet, {}),
     ("mobilenet_v2", applications.MobileNetV2, {}),
-    ("mobilenet_v3_large", applications.MobileNetV3Large, {"include_preprocessing": False}),
-    ("mobilenet_v3_small", applications.MobileNetV3Small, {"include_preprocessing": False}),
+    ("mobilenet_v3_large", applications.MobileNetV3Large, {"include_preprocessing": True}),
+    ("mobilenet_v3_small", applications.MobileNetV3Small, {"include_preprocessing": True}),
 ]
 
 
@@ -124,14 +127,15 @@ def compare(size, runs):
     rows = []
     for name, constructor, options in TWINS:
         theirs = constructor(input_shape=(size, size, 3), weights=None, **options)
-        randomize(theirs, rng, images / 127.5 - 1.0)
+        inputs = images if options.get("include_preprocessing") else images / 127.5 - 1.0
+        randomize(theirs, rng, inputs)
         ours = build_model(name, input_shape=(size, size, 3), include_preprocessing=True)
         copy_weights(theirs, ours)
         files = {
             ("ours", "float32"): export_tflite(ours, "float32"),
             ("ours", "int8"): export_tflite(ours, "int8", calibration(images)),
             ("keras.applications", "float32"): keras_applications_float32(theirs),
-            ("keras.applications", "int8"): keras_applications_int8(theirs, images / 127.5 - 1.0),
+            ("keras.applications", "int8"): keras_applications_int8(theirs, inputs),
         }
         timed = time_together(list(files.values()), 1, runs)
         for (source, mode), content, (median, p90) in zip(files, files.values(), timed):
@@ -181,7 +185,7 @@ def main():
     parser.add_argument("--part", choices=["compare", "families", "all"], default="all")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
-    results = {}
+    results = provenance.stamp()
     if args.part in ("compare", "all"):
         results["compare"] = compare(args.size, args.runs)
     if args.part in ("families", "all"):

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import provenance  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mobilenets import config as config_lib  # noqa: E402
@@ -105,23 +105,6 @@ def training(size, steps, rounds):
         print(f"{size}px: ours / {name}: {ratio['wall']:.2f}x median wall-clock img/s, "
               f"{ratio['cpu']:.2f}x less CPU per image", flush=True)
     return {"size": size, "runs": runs, "median": median, "ours_vs": ratios}
-
-
-def machine():
-    flags = set()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":")[1].split())
-                break
-    except OSError:
-        pass
-    model = next((line.split(":")[1].strip() for line in
-                  pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cpu": model, "cores": os.cpu_count(),
-            "avx512": "avx512f" in flags, "vnni": "avx512_vnni" in flags,
-            "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def jpeg_folder(root, count, size):
@@ -234,9 +217,8 @@ def main():
                         default="all")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
-    results = {"machine": machine(), "command": " ".join(sys.argv),
-               "date": time.strftime("%Y-%m-%d")}
-    print(json.dumps(results["machine"]), flush=True)
+    results = provenance.stamp()
+    print(json.dumps(results), flush=True)
     if args.part in ("training", "all"):
         results["training"] = [training(size, args.steps, args.rounds) for size in args.sizes]
     if args.part in ("pipeline", "all"):
