@@ -59,7 +59,7 @@ def pixels(size, count):
     """`count` Fashion-MNIST images (bundled sample) as RGB pixels at size x size."""
     config = DataConfig(source="sample", full_test_set=False, crop_fraction=1.0)
     split = data_lib.load(config).eval
-    return np.concatenate(list(pipeline.calibration_images(split, config, (size, size, 3), count)))
+    return np.concatenate(list(pipeline.calibration_images(split, (size, size, 3), count)))
 
 
 def calibration(images):

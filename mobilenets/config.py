@@ -217,6 +217,9 @@ class ExportConfig:
                                NON_NEGATIVE)
     metadata: bool = option(True, "labels and input/output descriptions for Android in each "
                             "file")
+    rgb_input: bool = option(
+        True, "a model of 1 input channel exports to files taking RGB pixels (Android's "
+        "clients give RGB), computing the model on their luma")
     debug: bool = option(False, "per-layer error report for every int8 / int16x8 file, not "
                          "only the failed ones")
     debug_samples: int = option(64, "images the quantization debugger runs", POSITIVE)

@@ -35,6 +35,7 @@ def train(config, workdir):
     workdir = prepare_workdir(workdir) if chief else pathlib.Path(workdir)
     scratch = None if chief else worker_scratch(workdir, worker_index)
     task = tasks.get(config.task.name)
+    warn_about_deployment(config.data)
     data = data_lib.load(config.data, seed=config.train.seed)
     num_classes = check_classes(config.model, data.class_names)
     previous = files.read_json(workdir / "metrics.json")
@@ -55,8 +56,8 @@ def train(config, workdir):
                  worker_index, scratch, workdir)
         return {"top1": None, "top5": None, "train_images_per_sec": trained.images_per_second}
 
-    metrics, outputs, targets = score_model(trained.model, task, data.eval, data.class_names,
-                                            config.data, trained.batch)
+    metrics, _, _ = score_model(trained.model, task, data.eval, data.class_names, config.data,
+                                trained.batch)
     metrics.update(
         train_images_per_sec=(trained.images_per_second
                               or previous.get("train_images_per_sec")),
@@ -76,9 +77,26 @@ def train(config, workdir):
     plot_history(workdir / "history.csv", workdir / "training_curve.png")
     log.info("%s on %d images", task.summary(metrics), len(data.eval))
     if config.export.modes:
-        export_stage.run(trained.model, config, task, data, workdir, reference=(outputs, targets),
+        export_stage.run(trained.model, config, task, data, workdir,
                          modes=["qat_int8"] if config.qat.enabled else config.export.modes)
     return metrics
+
+
+def warn_about_deployment(data_config):
+    """Says when the evaluation preprocessing is not what Android's clients do (they resize the
+    whole camera image to the input): the phone will then score what report.json gives, not
+    metrics.json's top-1."""
+    differences = []
+    if data_config.small_images == "pad":
+        differences.append("data.small_images: pad centres small images in the input; the "
+                           "clients stretch them to it")
+    if data_config.crop_fraction < 1.0:
+        differences.append(f"data.crop_fraction {data_config.crop_fraction:g} crops the "
+                           "centre; the clients keep the whole image")
+    for difference in differences:
+        log.warning("deployment: %s. The exported files are verified as the clients feed "
+                    "them: export/report.json's top-1 is what a phone scores, metrics.json's "
+                    "is this evaluation's.", difference)
 
 
 def build(task, model_config, num_classes):

@@ -22,7 +22,7 @@ model:
 data:
   source: sample
   augment: flip_crop
-  small_images: pad
+  small_images: resize
   train_limit: 256
   eval_limit: 128
 train:

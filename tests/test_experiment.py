@@ -64,12 +64,33 @@ def test_exports_are_verified_in_the_report(run):
     assert report["images"] == 128
     assert float32["agreement"] >= 127 / 128
     assert abs(float32["top1"] - report["float"]["top1"]) <= 1 / 128
-    assert int8["input"] == {"dtype": "uint8", "shape": [1, 32, 32, 1], "scale": 1.0,
+    assert int8["input"] == {"dtype": "uint8", "shape": [1, 32, 32, 3], "scale": 1.0,
                              "zero_point": 0}
     assert int8["size_mb"] < float32["size_mb"] / 2
     assert float32["partitions"] == 1 and float32["ops_outside_xnnpack"] == []
     assert int8["partitions"] == 1 and int8["ops_outside_xnnpack"] == []
     assert int8["output"]["dtype"] == "float32" and int8["agreement"] >= 0.9
+    # int8 files also run on LiteRT's built-in kernels, float files only on XNNPACK.
+    builtin = int8["builtin_kernels"]
+    assert builtin["agreement_with_xnnpack"] >= 0.9 and 0 <= builtin["top1"] <= 1
+    assert "builtin_kernels" not in float32
+    assert report["preprocessing"].startswith("as Android's clients: the whole image resized "
+                                              "to 32x32, RGB")
+
+
+def test_files_have_a_serving_signature(run):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, workdir = run
+    for name in ("model_float32.tflite", "model_int8.tflite"):
+        interpreter = Interpreter(model_path=str(workdir / "export" / name))
+        assert interpreter.get_signature_list() == {
+            "serving_default": {"inputs": ["image"], "outputs": ["predictions"]}}, name
+        runner = interpreter.get_signature_runner("serving_default")
+        dtype = interpreter.get_input_details()[0]["dtype"]
+        image = np.full((1, 32, 32, 3), 128, dtype)
+        probabilities = runner(image=image)["predictions"]
+        assert probabilities.shape == (1, 10) and abs(float(probabilities.sum()) - 1) < 1e-3
 
 
 def test_evaluate_scores_keras_and_tflite_like_training(run, capsys):

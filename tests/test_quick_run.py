@@ -13,7 +13,7 @@ model:
 data:
   source: sample
   augment: flip
-  small_images: pad
+  small_images: resize
   full_test_set: false
   train_limit: 80
   eval_limit: 32
@@ -49,3 +49,18 @@ def test_every_stage_runs_once(tmp_path, capsys):
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scored["images"] == 32
     assert scored["top1"] == report["files"]["model_int8.tflite"]["top1"]
+
+
+def test_a_preprocessing_the_clients_do_not_do_is_announced(caplog):
+    from mobilenets.config import DataConfig
+    from mobilenets.experiment import warn_about_deployment
+
+    caplog.set_level("WARNING", logger="mobilenets")
+    warn_about_deployment(DataConfig(small_images="resize", crop_fraction=1.0))
+    assert not caplog.records
+    warn_about_deployment(DataConfig(small_images="pad", crop_fraction=0.875))
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert "data.small_images: pad centres small images" in messages[0]
+    assert "data.crop_fraction 0.875 crops the centre" in messages[1]
+    assert "export/report.json's top-1 is what a phone scores" in messages[1]

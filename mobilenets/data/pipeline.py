@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from mobilenets.data.splits import RecordSplit
-from mobilenets.data.transforms import eval_transform, train_transform
+from mobilenets.data.transforms import client_transform, eval_transform, train_transform
 
 
 def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
@@ -58,22 +58,34 @@ def eval_dataset(split, config, shape, target, batch_size):
     return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def calibration_images(split, config, shape, count):
-    """Yields `count` evaluation-preprocessed images (batch of 1) spread over `split` (the
-    first `count` of a streamed split)."""
+def client_dataset(split, shape, target, batch_size):
+    """The evaluation split as Android's clients feed a model (`transforms.client_transform`:
+    the whole image resized to the input, no crop or padding), batched; `target` as in
+    `train_dataset`. What exported files are verified on."""
+    def element(image, label):
+        return client_transform(image, shape), target(label)
+
+    return split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=True).batch(batch_size).prefetch(
+                                           tf.data.AUTOTUNE)
+
+
+def calibration_images(split, shape, count):
+    """Yields `count` images (batch of 1) spread over `split` (the first `count` of a streamed
+    split), preprocessed as the clients of the exported file will (`client_transform`)."""
     if isinstance(split, RecordSplit):
         stream = split.limit(count).ordered(shape[2])
     else:
         indices = np.linspace(0, len(split) - 1, min(count, len(split))).astype(np.int64)
         stream = tf.data.Dataset.from_tensor_slices(indices).map(split.load_fn(shape[2]))
     for image, _ in stream:
-        yield eval_transform(image, shape, config).numpy()[None]
+        yield client_transform(image, shape).numpy()[None]
 
 
-def representative(split, config, shape, count):
+def representative(split, shape, count):
     """The TFLite converter's calibration callable (also QAT's range calibration): `count`
-    evaluation-preprocessed images of `split`, each as a list of one float32 batch of 1."""
+    images of `split` as `calibration_images` gives them, each a list of one float32 batch."""
     def generate():
-        for image in calibration_images(split, config, shape, count):
+        for image in calibration_images(split, shape, count):
             yield [image.astype(np.float32)]
     return generate

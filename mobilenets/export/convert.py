@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from mobilenets.errors import ExportOptionError
-from mobilenets.export import quant_debug
-from mobilenets.tflite import xnnpack
+from mobilenets.export import quant_debug, rgb
+from mobilenets.tflite import signature, xnnpack
 
 MODES = ("float32", "float16", "dynamic_range", "int8", "int16x8")
 FLOAT_ACTIVATIONS = ("float32", "float16", "dynamic_range")  # modes whose activations are float
@@ -34,8 +34,9 @@ def _converter(model):
 
 
 def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
-                  int8_output="float32", float_layers=()):
-    """Converts a Keras model to TFLite bytes.
+                  int8_output="float32", float_layers=(), rgb_input=False):
+    """Converts a Keras model to TFLite bytes, with a `serving_default` signature whose input
+    is `image` and whose outputs are named after the model's.
 
     Args:
       model: a Keras model taking float images.
@@ -51,6 +52,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         float, so the whole graph stays inside XNNPACK, which has no int8 softmax.
       float_layers: int8 and int16x8: names of Keras layers, or regular expressions that
         match whole names, whose ops stay in float (selective quantization).
+      rgb_input: a model of 1 input channel becomes a file taking RGB pixels, computing the
+        model on their luma (`export.rgb`); `representative_dataset` then yields RGB images.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -67,6 +70,15 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     if float_layers and not quantized:
         raise ExportOptionError(f"export.float_layers applies to int8 and int16x8, not {mode}")
 
+    # (a QAT model's layers are tfmot wrappers named "quant_<layer>")
+    output_names = [name.removeprefix("quant_") for name in model.output_names]
+    if rgb_input and model.input_shape[-1] == 1:
+        if qat_model:
+            from mobilenets.quantization import bridge
+
+            model = bridge.rgb_wrapper(model, rgb.LUMA)
+        else:
+            model = rgb.rgb_model(model)
     if mode in FLOAT_ACTIVATIONS and not qat_model:
         model = fused_hard_swish(model)
 
@@ -90,7 +102,7 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     if mode == "int8":
         content = xnnpack.rewire_int8(content, pixels_input=pixels,
                                       float_softmax=int8_output == "float32")
-    return content
+    return signature.add_signature(content, ["image"], output_names)
 
 
 def _configured(model, mode, representative_dataset, input_type=tf.float32,

@@ -20,35 +20,39 @@ from mobilenets.version import __version__
 log = logging.getLogger("mobilenets")
 
 
-def run(model, config, task, data, workdir, modes=None, reference=None):
+def run(model, config, task, data, workdir, modes=None):
     """Writes, verifies and reports every `export.modes` file of `model` into
     `<workdir>/export/`.
 
-    Calibration uses training images with the evaluation preprocessing; verification runs each
-    file on the evaluation split (its first `export.verify_limit` images) and compares it with
-    the Keras `model` on the same images: `reference` is the model's (outputs, targets) on the
-    evaluation split, computed here if not given. Raises ExportCheckFailed if a file loses more
-    than `export.max_drop` top-1 points; a quantized file that does gets a per-layer error
-    report (`export/debug_<mode>.csv`), as every one does with `export.debug`. `modes`
-    defaults to `export.modes`; "qat_int8" is the int8 file of a QAT model.
+    Every file is calibrated and verified as Android's clients will feed it: the whole image
+    resized to the input (`pipeline.client_dataset`), and, with `export.rgb_input`, RGB pixels
+    for a model trained on gray. Verification runs each file on the evaluation split (its
+    first `export.verify_limit` images) and compares it with the Keras `model` on the same
+    images; int8 files run on both of LiteRT's kernel paths (XNNPACK and the built-in
+    kernels). Raises ExportCheckFailed if a file loses more than `export.max_drop` top-1
+    points; a quantized file that does gets a per-layer error report
+    (`export/debug_<mode>.csv`), as every one does with `export.debug`. `modes` defaults to
+    `export.modes`; "qat_int8" is the int8 file of a QAT model.
     """
     settings = config.export
     folder = pathlib.Path(workdir) / "export"
     shape = tuple(model.input_shape[1:])
+    file_shape = (*shape[:2], 3) if settings.rgb_input else shape
     target = task.target(len(data.class_names))
     evaluation_split = data.eval.limit(settings.verify_limit)
-    verify = pipeline.eval_dataset(evaluation_split, config.data, shape, target, 64)
-    if reference is None:
-        reference = inference.keras_outputs(model, verify)
-    count = len(evaluation_split)
-    outputs, targets = reference[0][:count], reference[1][:count]
+    outputs, targets = inference.keras_outputs(
+        model, pipeline.client_dataset(evaluation_split, shape, target, 64))
     keras_scores = task.scores(outputs, targets, data.class_names)
-    calibration = pipeline.representative(data.train, config.data, shape,
-                                          settings.calibration_samples)
+    verify = pipeline.client_dataset(evaluation_split, file_shape, target, 64)
+    calibration = pipeline.representative(data.train, file_shape, settings.calibration_samples)
     files.write_text(folder / "labels.txt", "\n".join(data.class_names) + "\n")
     report = {"float": {"top1": keras_scores["top1"], "top5": keras_scores["top5"]},
               "keras_model": "model_qat.h5" if config.qat.enabled else "model.keras",
-              "images": count, "files": {}}
+              "images": len(evaluation_split),
+              "preprocessing": f"as Android's clients: the whole image resized to "
+                               f"{shape[0]}x{shape[1]}, {'RGB' if file_shape[2] == 3 else 'gray'} "
+                               "pixels in [0, 255]",
+              "files": {}}
     failures = []
     for name in modes or settings.modes:
         log.info("exporting %s", name)
@@ -57,7 +61,7 @@ def run(model, config, task, data, workdir, modes=None, reference=None):
         try:
             content = export_tflite(
                 model, mode, calibration if quantized else None, int8_input=settings.int8_input,
-                int8_output=settings.int8_output,
+                int8_output=settings.int8_output, rgb_input=settings.rgb_input,
                 float_layers=settings.float_layers if quantized and name == mode else ())
         except ExportOptionError as error:
             raise UserError(str(error)) from None
@@ -69,12 +73,16 @@ def run(model, config, task, data, workdir, modes=None, reference=None):
                 version=__version__)
         path = folder / f"model_{name}.tflite"
         files.write_bytes(path, content)
-        entry = verify_file(content, verify, task, data.class_names, outputs)
+        entry = verify_file(content, verify, task, data.class_names, outputs,
+                            both_kernel_paths=mode == "int8")
         entry["drop"] = round(100 * (report["float"]["top1"] - entry["top1"]), 3)
         report["files"][path.name] = entry
-        log.info("%s: top-1 %.4f (Keras %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)",
+        log.info("%s: top-1 %.4f (Keras %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)%s",
                  path.name, entry["top1"], report["float"]["top1"], entry["agreement"],
-                 entry["size_mb"], entry["median_latency_ms"], entry["partitions"])
+                 entry["size_mb"], entry["median_latency_ms"], entry["partitions"],
+                 f"; built-in kernels: top-1 {entry['builtin_kernels']['top1']:.4f}, "
+                 f"{entry['builtin_kernels']['agreement_with_xnnpack']:.4f} agreement with "
+                 "XNNPACK" if "builtin_kernels" in entry else "")
         failed = entry["drop"] > settings.max_drop
         if quantized and name == mode and (failed or settings.debug):
             entry["debug_report"] = write_debug_report(model, mode, calibration, settings,
@@ -130,14 +138,16 @@ def write_debug_report(model, mode, calibration, settings, path):
     return path.name
 
 
-def verify_file(content, dataset, task, class_names, reference_outputs):
+def verify_file(content, dataset, task, class_names, reference_outputs,
+                both_kernel_paths=False):
     """Runs a .tflite file on `dataset`: the task's scores, agreement with the Keras model's
-    `reference_outputs`, size, latency, XNNPACK partitions."""
+    `reference_outputs`, size, latency, XNNPACK partitions; with `both_kernel_paths`, also the
+    scores on LiteRT's built-in kernels (no delegate) and their agreement with XNNPACK's."""
     runner = TFLiteModel(content, threads=1)
     outputs, targets = inference.tflite_outputs(runner, dataset)
     result = task.scores(outputs, targets, class_names)
     partitions, outside = xnnpack.delegate_partitions(content)
-    return {
+    entry = {
         "top1": result["top1"], "top5": result["top5"],
         "agreement": task.agreement(outputs, reference_outputs),
         "size_mb": round(len(content) / 2**20, 3),
@@ -145,6 +155,15 @@ def verify_file(content, dataset, task, class_names, reference_outputs):
         "partitions": partitions, "ops_outside_xnnpack": outside,
         "input": describe(runner.input), "output": describe(runner.output),
     }
+    if both_kernel_paths:
+        builtin, _ = inference.tflite_outputs(TFLiteModel(content, builtin_kernels=True),
+                                              dataset)
+        scored = task.scores(builtin, targets, class_names)
+        entry["builtin_kernels"] = {
+            "top1": scored["top1"], "agreement": task.agreement(builtin, reference_outputs),
+            "agreement_with_xnnpack": task.agreement(builtin, outputs),
+            "max_abs_difference": float(abs(builtin - outputs).max())}
+    return entry
 
 
 def describe(details):

@@ -206,3 +206,16 @@ class _KerasCallback(tf_keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.callback.on_train_batch_end(batch, logs)
+
+
+def rgb_wrapper(model, luma):
+    """A tf_keras `model` of one input channel (a QAT model) behind a fixed 1x1 convolution
+    that turns RGB pixels into their luma (weights `luma`). It stays float in the int8 file,
+    as the QAT model's input normalization does: a QAT model's first convolution cannot take
+    the folded gray conversion without changing what its fake quantization learned."""
+    height, width, _ = model.input_shape[1:]
+    inputs = tf_keras.Input((height, width, 3), name="image")
+    convert = tf_keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
+    gray = convert(inputs)
+    convert.set_weights([tf.reshape(tf.constant(luma, tf.float32), (1, 1, 3, 1)).numpy()])
+    return tf_keras.Model(inputs, model(gray), name=model.name)

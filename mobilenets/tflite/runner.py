@@ -11,19 +11,24 @@ from mobilenets.errors import UserError
 
 class TFLiteModel:
     """A .tflite file (path or bytes) in the LiteRT interpreter, called on float pixel batches.
+    By default LiteRT runs it with XNNPACK; `builtin_kernels` runs TFLite's own kernels.
 
     Inputs are quantized and outputs dequantized with the file's own parameters, one image
     at a time (exported files have a static batch of 1).
     """
 
-    def __init__(self, model, threads=1):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model, threads=1, builtin_kernels=False):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        # builtin_kernels: TFLite's own kernels, without the XNNPACK delegate LiteRT applies
+        # by default (what a phone without XNNPACK, or with it disabled, runs).
+        resolver = (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels
+                    else OpResolverType.AUTO)
+        source = ({"model_content": bytes(model)} if isinstance(model, (bytes, bytearray))
+                  else {"model_path": str(model)})
         try:
-            if isinstance(model, (bytes, bytearray)):
-                self.interpreter = Interpreter(model_content=bytes(model), num_threads=threads)
-            else:
-                self.interpreter = Interpreter(model_path=str(model), num_threads=threads)
+            self.interpreter = Interpreter(**source, num_threads=threads,
+                                           experimental_op_resolver_type=resolver)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise UserError(f"{model if not isinstance(model, bytes) else 'model'} is not a "

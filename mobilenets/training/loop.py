@@ -226,7 +226,7 @@ def quantization_aware(model, config, data):
     quantized = qat.quantize(model)
     if not config.model.init_from:  # an untrained model's ranges say nothing: tfmot's [-6, 6]
         return quantized
-    calibration = pipeline.representative(data.train, config.data, tuple(model.input_shape[1:]),
+    calibration = pipeline.representative(data.train, tuple(model.input_shape[1:]),
                                           config.export.calibration_samples)
     count = qat.init_ranges(quantized, model, calibration())
     log.info("QAT: %d activation ranges calibrated on %d images", count,

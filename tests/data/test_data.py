@@ -277,7 +277,7 @@ def test_tfds_split_too_large_for_memory_is_streamed(tmp_path):
                                       start_step=5).take(3)]
     for got, expected in zip(resumed, full[5:8]):
         np.testing.assert_array_equal(got, expected)
-    assert len(list(pipeline.calibration_images(data.train, config, (16, 16, 3), 5))) == 5
+    assert len(list(pipeline.calibration_images(data.train, (16, 16, 3), 5))) == 5
 
 
 def test_holdout_keeps_classes_balanced_and_is_the_same_for_every_training_seed():
@@ -300,3 +300,13 @@ def test_holdout_keeps_classes_balanced_and_is_the_same_for_every_training_seed(
     with pytest.raises(UserError, match=r"data.holdout 10000 is not smaller than the training "
                                         r"split \(10000 images\)"):
         data_lib.load(dataclasses.replace(config, holdout=10000))
+
+
+def test_client_transform_stretches_the_whole_image_to_the_input():
+    """What Android's clients do: no padding, no crop, gray becomes RGB (or the reverse)."""
+    image = np.zeros((28, 20, 1), np.uint8)
+    image[0] = 255  # a white top row
+    out = transforms.client_transform(image, (32, 32, 3)).numpy()
+    assert out.shape == (32, 32, 3) and (out[..., 0] == out[..., 2]).all()
+    assert out[0].min() > 100  # the top row reaches the edge: stretched, not padded
+    assert out[8:].max() == 0

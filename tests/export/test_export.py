@@ -107,3 +107,29 @@ def test_float_files_fuse_hard_swish_and_int8_files_keep_it_apart():
             tolerance = {"float32": 1e-5, "float16": 5e-3}[mode]
             np.testing.assert_allclose(TFLiteModel(content)(images), expected, atol=tolerance,
                                        err_msg=mode)
+
+
+@pytest.mark.parametrize("name", families())
+def test_a_gray_model_exports_to_files_taking_rgb(name):
+    """The gray conversion folded into the first convolution: the RGB file computes the gray
+    model on the image's luma (exactly, up to float rounding), in one XNNPACK partition.
+    (64 px and 16 images: a random network whose BatchNorm statistics come from 4 images of
+    1x1 maps amplifies float rounding a thousandfold.)"""
+    from mobilenets.export.rgb import LUMA, rgb_model
+    from tests.reference import randomize
+
+    size = max(64, min_input_size(name))
+    model = build_model(name, input_shape=(size, size, 1), num_classes=10, alpha=1.0,
+                        include_preprocessing=True, classifier_activation=None)
+    colour = rng.integers(0, 256, (16, size, size, 3)).astype(np.float32)
+    gray = (colour * LUMA).sum(axis=-1, keepdims=True).astype(np.float32)
+    randomize(model, np.random.default_rng(1), gray)
+    expected = model(gray, training=False).numpy()
+    assert np.abs(expected).max() > 0.1  # a signal to compare, not a dead network
+    np.testing.assert_allclose(rgb_model(model)(colour).numpy(), expected, rtol=1e-4,
+                               atol=1e-4)
+    content = export_tflite(model, "float32", rgb_input=True)
+    runner = TFLiteModel(content)
+    assert tuple(runner.input["shape"]) == (1, size, size, 3)
+    np.testing.assert_allclose(runner(colour), expected, rtol=1e-3, atol=1e-3)
+    assert delegate_partitions(content) == (1, [])

@@ -111,3 +111,20 @@ def test_the_dense_classifier_stays_float_in_qat_and_in_the_int8_file():
 def test_squeezenet_keeps_its_conv_classifier_in_int8():
     model, _ = small("squeezenet")
     assert qat.float_classifier(bridge.twin(model)) == set()
+
+
+@pytest.mark.slow
+def test_a_gray_qat_model_exports_to_a_file_taking_rgb():
+    """A QAT model keeps its first convolution's fake quantization: the gray conversion is a
+    fixed float 1x1 convolution before the (float) input normalization, in the same partition."""
+    model, images = small("mobilenet_v2")
+    quantized = qat.quantize(model)
+    qat.init_ranges(quantized, model, [[images]])
+    content = export_tflite(quantized, "int8", rgb_input=True)
+    runner = TFLiteModel(content)
+    assert tuple(runner.input["shape"]) == (1, 32, 32, 3)
+    assert _ops(content)[:2] == [("DEQUANTIZE", "float32"), ("CONV_2D", "float32")]
+    assert delegate_partitions(content) == (1, [])
+    gray_file = TFLiteModel(export_tflite(quantized, "int8"))
+    colour = np.repeat(images, 3, axis=-1)  # a gray photo in RGB: the same predictions
+    np.testing.assert_array_equal(runner(colour).argmax(1), gray_file(images).argmax(1))

@@ -89,7 +89,7 @@ def test_qat_run_exports_a_verified_int8_file(run):
     assert report["keras_model"] == "model_qat.h5"
     assert list(report["files"]) == ["model_qat_int8.tflite"]  # export.modes is not used
     entry = report["files"]["model_qat_int8.tflite"]
-    assert entry["input"] == {"dtype": "uint8", "shape": [1, 32, 32, 1], "scale": 1.0,
+    assert entry["input"] == {"dtype": "uint8", "shape": [1, 32, 32, 3], "scale": 1.0,
                               "zero_point": 0}
     assert entry["partitions"] == 1 and entry["ops_outside_xnnpack"] == []
     # A weak model (top-1 ~0.55 on 256 images) flips on small differences; the quickstart's

@@ -1,0 +1,108 @@
+"""The phone's contract, checked by Android's own clients: MediaPipe Tasks' ImageClassifier loads
+the exported files of a grayscale-trained and of an RGB-trained model, names the classes from
+the file, and predicts what LiteRT does on the same camera-like images; tflite-support reads the
+metadata back.
+
+The clients run in their own virtualenv (tests/clients/requirements.txt; make it with
+scripts/client_venv.sh, which .ci/run calls): its Python is $MOBILENETS_CLIENTS_PYTHON, by
+default /tmp/mobilenets-clients/bin/python.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobilenets.cli import train_main
+from mobilenets.data.transforms import client_transform
+from mobilenets.tflite.runner import TFLiteModel
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.slow  # end-to-end runs
+
+CLIENTS = pathlib.Path(__file__).resolve().parents[1] / "clients"
+IMAGES = 300
+
+
+@pytest.fixture(scope="module")
+def client_python():
+    python = pathlib.Path(os.environ.get("MOBILENETS_CLIENTS_PYTHON",
+                                         "/tmp/mobilenets-clients/bin/python"))
+    if not python.is_file():
+        message = (f"no clients' virtualenv at {python} (make it with scripts/client_venv.sh "
+                   "or set MOBILENETS_CLIENTS_PYTHON)")
+        if os.environ.get("MOBILENETS_REQUIRE_CLIENTS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+def client(python, script, *args):
+    done = subprocess.run([str(python), str(CLIENTS / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def rgb_run(tmp_path_factory):
+    """The tiny run of conftest.py with an RGB model (the gray images given as RGB)."""
+    root = tmp_path_factory.mktemp("rgb")
+    config = root / "tiny_rgb.yaml"
+    config.write_text(TINY.replace("input_shape: [32, 32, 1]", "input_shape: [32, 32, 3]"))
+    assert train_main(["--config", str(config), "--workdir", str(root / "work")]) == 0
+    return root / "work"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """300 Fashion-MNIST test images as RGB PNG files, as a camera app would hand them over."""
+    from mobilenets import data as data_lib
+    from mobilenets.config import DataConfig
+
+    split = data_lib.load(DataConfig(source="sample", full_test_set=False),
+                          splits=("eval",)).eval
+    folder = tmp_path_factory.mktemp("photos")
+    paths = []
+    for index in np.linspace(0, len(split) - 1, IMAGES).astype(int):
+        path = folder / f"{index}.png"
+        Image.fromarray(np.repeat(split.arrays[index], 3, axis=-1)).save(path)
+        paths.append(path)
+    return paths
+
+
+def litert_top1(model_path, photos):
+    """LiteRT's top-1 on the photos, preprocessed as the clients do (the whole image resized)."""
+    runner = TFLiteModel(model_path)
+    shape = tuple(int(d) for d in runner.input["shape"][1:])
+    images = np.stack([client_transform(np.asarray(Image.open(p).convert("RGB")), shape).numpy()
+                       for p in photos])
+    return runner(images).argmax(axis=1)
+
+
+@pytest.mark.parametrize("which", ["gray", "rgb"])
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_mediapipe_classifies_like_litert(client_python, run, rgb_run, photos, which, mode):
+    workdir = run[1] if which == "gray" else rgb_run
+    path = workdir / "export" / f"model_{mode}.tflite"
+    labels = (workdir / "labels.txt").read_text().splitlines()
+    results = client(client_python, "classify.py", path, *photos)
+    assert len(results) == IMAGES
+    for categories in results:  # names from the labels packed in the file
+        assert [name for _, name, _ in categories] == [labels[i] for i, _, _ in categories]
+    mediapipe_top1 = np.array([categories[0][0] for categories in results])
+    agreement = float((mediapipe_top1 == litert_top1(path, photos)).mean())
+    assert agreement >= 0.995, f"MediaPipe and LiteRT agree on {agreement:.1%}"
+
+
+def test_tflite_support_reads_the_metadata_and_labels(client_python, run):
+    path = run[1] / "export/model_int8.tflite"
+    found = client(client_python, "metadata.py", path)
+    metadata = json.loads(found["metadata"])
+    image, = metadata["subgraph_metadata"][0]["input_tensor_metadata"]
+    assert image["content"]["content_properties"]["color_space"] == "RGB"
+    assert found["files"] == {"labels.txt": (run[1] / "export/labels.txt").read_text()}
