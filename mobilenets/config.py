@@ -87,6 +87,13 @@ class ModelConfig:
     dropout: float | None = option(None, "dropout before the classifier; empty for the "
                                    "family's reference value", Range(0, 1, high_open=True))
     options: dict = option({}, "family options, e.g. {minimalistic: true} for MobileNetV3")
+    padding: Literal["same", "symmetric"] = option(
+        "same", "how strided layers pad: same (TensorFlow's; keras.applications' weights) or "
+        "symmetric (PyTorch's: torchvision, timm and the authors' weights)")
+    weights: str = option(
+        "", "pretrained weights to start from: imagenet (keras.applications', downloaded and "
+        "cached by Keras: MobileNetV1, V2, V3 and Xception) or the path of one of its .h5 "
+        "files; a classifier for another number of classes starts fresh")
     init_from: str = option("", "a float .keras file of the same architecture to start from")
 
 
@@ -467,6 +474,26 @@ def _clip(text, limit=80):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _check_weights(model):
+    from mobilenets.models.pretrained import KERAS_APPLICATIONS
+
+    if not model.weights:
+        return
+    if model.init_from:
+        raise UserError("model.weights and model.init_from both set: start from one of them")
+    if model.weights == "imagenet":
+        if model.name not in KERAS_APPLICATIONS:
+            raise UserError(f"model.weights: imagenet: keras.applications has no ImageNet "
+                            f"weights for {model.name}; it has them for "
+                            f"{', '.join(KERAS_APPLICATIONS)}")
+    elif not pathlib.Path(model.weights).is_file():
+        raise UserError(f"model.weights: no file {_clip(model.weights)} (imagenet, or the path "
+                        "of a keras.applications .h5 weights file)")
+    if model.padding != "same":
+        raise UserError("model.weights: keras.applications' weights were trained with "
+                        "padding: same, not symmetric")
+
+
 def _check_model(model):
     from mobilenets.models.registry import COMMON_OPTIONS, list_models, model_options
 
@@ -478,6 +505,7 @@ def _check_model(model):
     shape = model.input_shape
     if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) <= 0:
         raise UserError(f"model.input_shape must be [height, width, 1 or 3], got {shape}")
+    _check_weights(model)
     family = [o for o in model_options(model.name) if o not in COMMON_OPTIONS]
     for key in model.options:
         if key not in family or key == "alpha":

@@ -100,14 +100,35 @@ def warn_about_deployment(data_config):
 
 
 def build(task, model_config, num_classes):
-    """The task's model for `model_config`, started from `model.init_from` if set."""
+    """The task's model for `model_config`, started from `model.weights` or `model.init_from`
+    if set."""
     try:
         model = task.build_model(model_config, num_classes)
     except ValueError as error:
         raise UserError(f"model: {error}") from None
+    if model_config.weights:
+        load_pretrained(model, model_config)
     if model_config.init_from:
         artifacts.load_weights_from(model, model_config.init_from)
     return model
+
+
+def load_pretrained(model, model_config):
+    """Loads `model.weights` (keras.applications' ImageNet weights) into `model`."""
+    from mobilenets.models.pretrained import load_keras_applications
+    from mobilenets.models.registry import family_options
+
+    defaults = family_options(model_config.name)
+    chosen = {"alpha": model_config.alpha, **model_config.options}
+    options = {k: v for k, v in chosen.items() if k in defaults and v != defaults[k]}
+    try:
+        kept = load_keras_applications(model, model_config.name, options, model_config.weights)
+    except ValueError as error:  # keras.applications' own checks (alpha, ...) and mismatches
+        raise UserError(f"model.weights: {error}") from None
+    except OSError as error:  # the download
+        raise UserError(f"model.weights: {model_config.weights}: {error}") from None
+    fresh = f"; {', '.join(kept)} starts fresh (another number of classes)" if kept else ""
+    log.info("model.weights: %s loaded%s", model_config.weights, fresh)
 
 
 def prepare_workdir(workdir):

@@ -14,19 +14,26 @@ import numpy as np
 _WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
 LUMA = _WEIGHTS / _WEIGHTS.sum()
 
-# Layers that act on every channel alike, which the conversion to gray may pass through.
-_CHANNEL_WISE = (keras.layers.Rescaling,)
+
+def _channel_wise(layer):
+    """Whether `layer` acts on every channel alike, so that the conversion to gray may pass
+    through it: a scalar Rescaling, or zero padding (symmetric padding's, before a strided
+    first convolution: zero in every channel is zero luma)."""
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        return True
+    return (isinstance(layer, keras.layers.Rescaling) and np.ndim(layer.scale) == 0
+            and np.ndim(layer.offset) == 0)
 
 
 def first_conv(model):
     """The convolution that the conversion to gray folds into: the first layer after the input
-    and any channel-wise Rescaling. ValueError if that layer is not a full convolution."""
+    and any channel-wise Rescaling or zero padding. ValueError if that layer is not a full
+    convolution."""
     tensor = model.inputs[0]
     for layer in model.layers[1:]:
         if layer.input is not tensor:
             continue
-        if isinstance(layer, _CHANNEL_WISE) and np.ndim(layer.scale) == 0 and \
-                np.ndim(layer.offset) == 0:
+        if _channel_wise(layer):
             tensor = layer.output
             continue
         if type(layer) is keras.layers.Conv2D and layer.groups == 1:

@@ -6,6 +6,8 @@ import dataclasses
 import keras
 from keras import layers
 
+from mobilenets.models.layers import PADDINGS
+
 POOLINGS = (None, "avg", "max")
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -15,6 +17,8 @@ class Common:
     """The options of `build_model` that every family takes (see the README's model zoo).
 
     `dropout=None` means the family's reference value (keras.applications where it has one).
+    `padding` is how strided layers pad: "same" (TensorFlow's, keras.applications') or
+    "symmetric" (PyTorch's, for torchvision and timm weights); see `layers.PADDINGS`.
     """
 
     input_shape: tuple = (224, 224, 3)
@@ -24,6 +28,7 @@ class Common:
     dropout: float | None = None
     classifier_activation: str | None = "softmax"
     include_preprocessing: bool = False
+    padding: str = "same"
 
     def __post_init__(self):
         shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else None
@@ -36,6 +41,8 @@ class Common:
         object.__setattr__(self, "input_shape", shape)
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:

@@ -6,10 +6,78 @@ required `name` prefix. Blocks use Keras' built-in layers only (plus `ChannelSpl
 stage can rebuild the model in tf_keras from layer configs.
 """
 
+import contextlib
+import contextvars
+
 import keras
 from keras import layers
 
 BN_EPSILON = 1e-3
+
+# How a strided layer pads: "same" as TensorFlow (and TF-slim, keras.applications): the extra
+# row and column of an even-sized input go at the bottom and right; "symmetric" as PyTorch
+# (torchvision, timm, the MobileNeXt and ShuffleNet authors' code): k // 2 zeros on every side.
+# The two agree wherever a strided layer sees an odd size; stride-1 layers pad alike in both.
+PADDINGS = ("same", "symmetric")
+_padding = contextvars.ContextVar("padding", default="same")
+
+
+@contextlib.contextmanager
+def padding_style(style):
+    """Builds the strided layers made inside the block with `style` padding (see PADDINGS).
+
+    A context rather than an argument of every block: the choice concerns only the few strided
+    layers, and the builders stay written as their papers' tables.
+    """
+    if style not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {style!r}")
+    token = _padding.set(style)
+    try:
+        yield
+    finally:
+        _padding.reset(token)
+
+
+def pad_for_stride(x, kernel_size, strides, *, name, dilation=1):
+    """Returns (x, padding) for a conv or pool of `kernel_size` and `strides` that pads "same":
+    with symmetric padding and a stride above 1, `x` zero-padded by k // 2 on every side
+    (a `{name}_pad` ZeroPadding2D) and "valid"; otherwise `x` and "same"."""
+    pad = dilation * (kernel_size - 1) // 2
+    if strides == 1 or pad == 0 or _padding.get() == "same":
+        return x, "same"
+    return layers.ZeroPadding2D(pad, name=f"{name}_pad")(x), "valid"
+
+
+def max_pool(x, *, name):
+    """3x3 max pool with stride 2, padded as the current padding style.
+
+    Symmetric padding must pad with -inf, as PyTorch's MaxPool2d(3, 2, padding=1) does: zeros
+    would win the max over negative inputs, and Keras pads with -inf only in "same" mode, which
+    is symmetric only on odd sizes. Along an even axis the pool takes a copy of the first row
+    (column) in front instead, as neutral for a max as -inf, and along an odd one also a copy
+    of the last behind; then it pools without padding: exactly PyTorch's windows, in layers
+    (slices, concatenations) that XNNPACK runs in float and int8.
+    """
+    height, width = x.shape[1:3]
+    if _padding.get() == "same" or (height % 2 and width % 2):
+        return layers.MaxPooling2D(3, strides=2, padding="same", name=name)(x)
+    for axis, size in ((1, height), (2, width)):
+        x = _replicate_edges(x, axis, after=size % 2 == 1, name=f"{name}_edge{axis}")
+    return layers.MaxPooling2D(3, strides=2, name=name)(x)
+
+
+def _replicate_edges(x, axis, *, after, name):
+    """`x` with a copy of its first row (axis 1) or column (axis 2) in front and, if `after`,
+    of its last behind."""
+    size = x.shape[axis]
+
+    def crop(keep_first):
+        cut = (0, size - 1) if keep_first else (size - 1, 0)
+        cropping = (cut, (0, 0)) if axis == 1 else ((0, 0), cut)
+        return layers.Cropping2D(cropping, name=f"{name}_{'first' if keep_first else 'last'}")(x)
+
+    parts = [crop(True), x] + ([crop(False)] if after else [])
+    return layers.Concatenate(axis=axis, name=name)(parts)
 
 
 def make_divisible(value, divisor=8, min_value=None):
@@ -142,6 +210,8 @@ def batch_norm(x, *, name, momentum=0.99):
 def conv_bn(x, filters, kernel_size=1, *, name, strides=1, activation_kind=None, groups=1,
             padding="same", bn_momentum=0.99):
     """k x k conv (no bias) + BN + optional activation; layers `{name}_conv`, `{name}_bn`."""
+    if padding == "same":
+        x, padding = pad_for_stride(x, kernel_size, strides, name=name)
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups,
                       use_bias=False, name=f"{name}_conv")(x)
     x = batch_norm(x, name=f"{name}_bn", momentum=bn_momentum)
@@ -151,7 +221,8 @@ def conv_bn(x, filters, kernel_size=1, *, name, strides=1, activation_kind=None,
 def depthwise_bn(x, kernel_size=3, *, name, strides=1, activation_kind=None, depth_multiplier=1,
                  bn_momentum=0.99, dilation=1):
     """k x k depthwise conv (no bias) + BN + optional activation; `{name}_conv`, `{name}_bn`."""
-    x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
+    x, padding = pad_for_stride(x, kernel_size, strides, dilation=dilation, name=name)
+    x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding,
                                depth_multiplier=depth_multiplier, dilation_rate=dilation,
                                use_bias=False, name=f"{name}_conv")(x)
     x = batch_norm(x, name=f"{name}_bn", momentum=bn_momentum)
@@ -234,9 +305,14 @@ def sandglass(x, *, reduced, filters, name, strides=1, identity_ratio=1.0, first
     return layers.Concatenate(name=f"{name}_concat")([x_id, x_rest])
 
 
-def channel_shuffle(x, groups, *, name):
-    """ShuffleNet's channel shuffle: reshape to (h, w, g, c/g), transpose the last two, flatten."""
+def channel_shuffle(x, groups, *, name, transposed=False):
+    """ShuffleNet's channel shuffle: reshape to (h, w, g, c/g), transpose the last two, flatten.
+
+    `transposed` reshapes to (h, w, c/g, g) instead, the inverse permutation, which the official
+    ShuffleNetV1 code (megvii-model/ShuffleNet-Series) uses.
+    """
     height, width, channels = x.shape[1:]
-    x = layers.Reshape((height, width, groups, channels // groups), name=f"{name}_reshape")(x)
+    split = (channels // groups, groups) if transposed else (groups, channels // groups)
+    x = layers.Reshape((height, width, *split), name=f"{name}_reshape")(x)
     x = layers.Permute((1, 2, 4, 3), name=f"{name}_transpose")(x)
     return layers.Reshape((height, width, channels), name=f"{name}_flatten")(x)

@@ -43,10 +43,11 @@ def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32):
     """MobileNeXt with width multiplier `alpha` and identity tensor multiplier `identity_ratio`
     (the fraction of channels the shortcut adds to; the paper's best trade-off is 0.5).
 
-    Blocks follow the authors' code, whose counts the paper reports (3.5M parameters, 300M
-    multiply-adds; the plain four-layer block everywhere gives 3.3M and 275M): a block that
-    changes width drops its first depthwise conv, and its last one unless it strides; the
-    bottleneck width follows `reduced_width`.
+    Blocks follow the authors' code (mnext.py of zhoudaquan/rethinking_bottleneck_design), whose
+    counts the paper reports (3.5M parameters, 300M multiply-adds): a block that changes width
+    drops its first depthwise conv, and its last one unless it strides, except in the first row
+    (t = 2) and in the single-block stride-1 rows (96 -> 144 and 960 -> 1280), which keep both
+    (the code's `keep_3x3`); the bottleneck width follows `reduced_width`.
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
@@ -64,7 +65,7 @@ def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32):
             filters = row.c
         for repeat in range(row.n):
             in_channels = x.shape[-1]
-            keep_dw = row.t == 2 or in_channels == filters
+            keep_dw = row.t == 2 or in_channels == filters or (row.n == 1 and row.s == 1)
             nominal = row.s if repeat == 0 else 1
             strides, dilation = features.stride(nominal)
             x = sandglass(x, reduced=reduced_width(in_channels, filters, row.t), filters=filters,

@@ -15,6 +15,7 @@ from mobilenets.models import (
     xception,
 )
 from mobilenets.models.common import Common, backbone_model, classifier_model
+from mobilenets.models.layers import padding_style
 
 BUILDERS = {
     "mobilenet_v1": mobilenet_v1.build,
@@ -63,7 +64,8 @@ def build_model(name, **options):
     """Builds model `name` (see `list_models`) as a Keras 3 Functional classifier.
 
     Options: the common ones (`input_shape`, `num_classes`, `include_top`, `pooling`, `dropout`,
-    `classifier_activation`, `include_preprocessing`) and the family's own (`alpha`, ...).
+    `classifier_activation`, `include_preprocessing`, `padding`) and the family's own
+    (`alpha`, ...).
     Raises ValueError naming the valid names or options on a misspelling or bad value.
     """
     return classifier_model(*_network(name, model_options(name), options))
@@ -95,7 +97,8 @@ def _network(name, valid, options):
                          f"valid options: {', '.join(valid)}")
     common = Common(**{key: options[key] for key in COMMON_OPTIONS if key in options})
     family = {key: value for key, value in options.items() if key not in COMMON_OPTIONS}
-    return common, BUILDERS[name](common, **family)
+    with padding_style(common.padding):
+        return common, BUILDERS[name](common, **family)
 
 
 def _check_name(name):

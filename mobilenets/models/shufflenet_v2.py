@@ -5,7 +5,13 @@ import dataclasses
 from keras import layers
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import ChannelSplit, channel_shuffle, conv_bn, depthwise_bn
+from mobilenets.models.layers import (
+    ChannelSplit,
+    channel_shuffle,
+    conv_bn,
+    depthwise_bn,
+    max_pool,
+)
 
 # Table 5: output channels of stages 2-4 and of conv5, per network width.
 STAGE_CHANNELS = {0.5: (48, 96, 192, 1024), 1.0: (116, 232, 464, 1024),
@@ -58,7 +64,7 @@ def build(common, *, alpha=1.0):
     x = features.add(conv_bn(x, STEM_CHANNELS, 3, strides=2, activation_kind="relu",
                              name="stem"))
     features.stride(2)
-    x = features.add(layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x))
+    x = features.add(max_pool(x, name="stem_pool"))
     for stage_index, (stage, channels) in enumerate(zip(STAGES, stage_channels), start=2):
         for unit in range(stage.n):
             strides, _ = features.stride(2 if unit == 0 else 1)

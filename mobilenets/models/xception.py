@@ -5,7 +5,7 @@ import dataclasses
 from keras import layers
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import activation, batch_norm, conv_bn, make_divisible
+from mobilenets.models.layers import activation, batch_norm, conv_bn, make_divisible, max_pool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ def build(common, *, alpha=1.0):
             x = separable_conv_bn(x, width(w), name=f"{prefix}_sep{j}")
         if block.downsample:
             features.stride(2)
-            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}_pool")(x)
+            x = max_pool(x, name=f"{prefix}_pool")
         x = features.add(layers.Add(name=f"{prefix}_add")([x, shortcut]))
     for j, w in enumerate(EXIT_WIDTHS, start=1):
         x = separable_conv_bn(x, width(w), name=f"exit_sep{j}")

@@ -21,7 +21,7 @@ class Classification:
             options["dropout"] = model_config.dropout
         return build_model(model_config.name, alpha=model_config.alpha,
                            input_shape=tuple(model_config.input_shape), num_classes=num_classes,
-                           include_preprocessing=True, **options)
+                           include_preprocessing=True, padding=model_config.padding, **options)
 
     def target(self, num_classes):
         """label (int32 tensor) -> what the model is trained against: a one-hot vector."""

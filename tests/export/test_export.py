@@ -115,12 +115,21 @@ def test_a_gray_model_exports_to_files_taking_rgb(name):
     model on the image's luma (exactly, up to float rounding), in one XNNPACK partition.
     (64 px and 16 images: a random network whose BatchNorm statistics come from 4 images of
     1x1 maps amplifies float rounding a thousandfold.)"""
+    check_rgb_file(name)
+
+
+def test_a_gray_model_with_symmetric_padding_exports_to_files_taking_rgb():
+    """The first convolution strides, so a ZeroPadding2D comes before it: the fold passes it."""
+    check_rgb_file("mobilenet_v1", padding="symmetric")
+
+
+def check_rgb_file(name, **options):
     from mobilenets.export.rgb import LUMA, rgb_model
     from tests.reference import randomize
 
     size = max(64, min_input_size(name))
     model = build_model(name, input_shape=(size, size, 1), num_classes=10, alpha=1.0,
-                        include_preprocessing=True, classifier_activation=None)
+                        include_preprocessing=True, classifier_activation=None, **options)
     colour = rng.integers(0, 256, (16, size, size, 3)).astype(np.float32)
     gray = (colour * LUMA).sum(axis=-1, keepdims=True).astype(np.float32)
     randomize(model, np.random.default_rng(1), gray)

@@ -68,15 +68,58 @@ def test_sandglass_layer_sequence():
     assert model.get_layer("sg_dw1_relu").max_value == 6.0
 
 
-def test_mobilenext_drops_depthwise_convs_of_width_changing_blocks():
+def test_mobilenext_depthwise_convs_follow_the_authors_code():
     model = build_model("mobilenext")
     names = {layer.name for layer in model.layers}
     assert {"block0_dw1_conv", "block0_dw2_conv"} <= names  # t = 2: both kept
-    assert not {"block1_dw1_conv", "block1_dw2_conv"} & names  # 96 -> 144, stride 1: none
+    # 96 -> 144, the only block of a stride-1 row: both kept (the code's keep_3x3)
+    assert {"block1_dw1_conv", "block1_dw2_conv"} <= names
     assert "block2_dw2_conv" in names and "block2_dw1_conv" not in names  # stride 2: last only
     assert {"block3_dw1_conv", "block3_dw2_conv", "block3_add"} <= names  # 192 -> 192
-    # 960 -> 1280: ceil(1280 / 6) rounded to 16s
+    # 960 -> 1280 (single block, stride 1): both kept; ceil(1280 / 6) rounded to 16s
+    assert {"block19_dw1_conv", "block19_dw2_conv"} <= names
     assert model.get_layer("block19_reduce_conv").filters == 208
+
+
+@pytest.mark.parametrize("alpha, trainable", [
+    # MXNet(width_mult=...) of mnext.py in zhoudaquan/rethinking_bottleneck_design, 1000 classes,
+    # counted with sum(p.numel() for p in model.parameters())
+    (1.0, 3_535_416), (0.75, 2_766_168), (0.5, 2_152_304)])
+def test_mobilenext_trainable_counts_equal_the_authors_code(alpha, trainable):
+    model = build_model("mobilenext", alpha=alpha)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable
+
+
+@pytest.mark.parametrize("groups, alpha, trainable", [
+    # ShuffleNetV1(group=..., model_size=...) of megvii-model/ShuffleNet-Series (network.py),
+    # 1000 classes, sum(p.numel() for p in model.parameters()); its classifier has no bias,
+    # ours has (+1000)
+    (3, 0.5, 717_324), (3, 1.0, 1_864_728), (3, 1.5, 3_441_168), (3, 2.0, 5_449_776),
+    (8, 0.5, 1_010_448), (8, 1.0, 2_433_768), (8, 1.5, 4_268_952), (8, 2.0, 6_521_232)])
+def test_shufflenet_v1_trainable_counts_equal_the_official_code(groups, alpha, trainable):
+    model = build_model("shufflenet_v1", groups=groups, alpha=alpha)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable + 1000
+
+
+def test_shufflenet_v1_official_wiring_shuffles_after_the_depthwise_conv():
+    paper = build_model("shufflenet_v1", input_shape=(64, 64, 3), num_classes=10)
+    official = build_model("shufflenet_v1", input_shape=(64, 64, 3), num_classes=10,
+                           wiring="official")
+    names = [layer.name for layer in official.layers]
+    assert names.index("stage3_unit1_shuffle_reshape") > names.index("stage3_unit1_dw_bn")
+    assert "stage2_unit1_shuffle_reshape" in names  # after the ungrouped first conv too
+    assert "stage2_unit1_shuffle_reshape" not in {layer.name for layer in paper.layers}
+    assert paper.count_params() == official.count_params()
+
+
+def test_the_transposed_channel_shuffle_is_the_inverse_permutation():
+    channels = np.arange(12, dtype="float32").reshape(1, 1, 1, 12)
+    inputs = keras.Input((1, 1, 12))
+    paper = keras.Model(inputs, blocks.channel_shuffle(inputs, 3, name="s"))
+    official = keras.Model(inputs, blocks.channel_shuffle(inputs, 3, transposed=True, name="s"))
+    assert paper(channels).numpy().ravel().tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
+    assert official(channels).numpy().ravel().tolist() == [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]
+    np.testing.assert_array_equal(official(paper(channels)).numpy(), channels)
 
 
 def test_hard_swish_and_hard_sigmoid_values():
