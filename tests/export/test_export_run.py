@@ -65,7 +65,8 @@ def test_files_carry_android_metadata_and_labels(exported):
     image, = found["inputs"]
     assert image["content"] == "image" and image["color_space"] == "RGB"
     assert image["size"] == [32, 32]
-    assert image["normalization"] == {"mean": [0.0], "std": [1.0]}  # pixels as they are
+    # pixels as they are, in each of the file's three channels (RGB input)
+    assert image["normalization"] == {"mean": [0.0] * 3, "std": [1.0] * 3}
     probability, = found["outputs"]
     assert probability["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
     assert found["name"].startswith("mobilenet_v2")
@@ -93,8 +94,8 @@ def test_a_failed_check_exits_1_naming_the_debugger_report(run, tmp_path, capsys
 
     verify = stage.verify_file
 
-    def collapsed(*args):  # an int8 file that lost everything, as per-layer PTQ can
-        return {**verify(*args), "top1": 0.0}
+    def collapsed(*args, **kwargs):  # an int8 file that lost everything, as per-layer PTQ can
+        return {**verify(*args, **kwargs), "top1": 0.0}
 
     monkeypatch.setattr(stage, "verify_file", collapsed)
     config, workdir = run
