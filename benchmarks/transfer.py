@@ -36,7 +36,7 @@ COMMON = """model:
   name: mobilenet_v2
   alpha: 0.35
   input_shape: [32, 32, 1]
-data:
+{init}data:
   source: folder
   dir: {dir}
   augment: flip
@@ -51,21 +51,20 @@ train:
   label_smoothing: 0.0
   bn_momentum: 0.9
   seed: {seed}
-export:
+{train}export:
   modes: []
 """
-PRETRAIN = COMMON + """  epochs: {epochs}
+PRETRAIN = """  epochs: {epochs}
   learning_rate: 0.05
   warmup_epochs: 1
 """
 # The target runs: 250 images, batch 25 (10 steps per epoch), the same epochs for both.
-FINE_TUNE = COMMON + """  epochs: {epochs}
+FINE_TUNE = """  epochs: {epochs}
   learning_rate: 0.01
   freeze_backbone_epochs: 5
   restart_schedule: true
-model_init: {init}
 """
-SCRATCH = COMMON + """  epochs: {epochs}
+SCRATCH = """  epochs: {epochs}
   learning_rate: 0.05
   warmup_epochs: 1
 """
@@ -90,14 +89,10 @@ def run(command):
     return " ".join(command)
 
 
-def config_text(template, **values):
-    """A config from `template`; `model_init` becomes model.init_from."""
-    text = template.format(**values)
-    if "model_init:" in text:
-        text, init = text.split("model_init: ")
-        text = text.replace("  input_shape: [32, 32, 1]\n",
-                            f"  input_shape: [32, 32, 1]\n  init_from: {init.strip()}\n")
-    return text
+def config_text(template, init="", **values):
+    """A config: COMMON with `template`'s train keys, started from `init` if given."""
+    init = f"  init_from: {init}\n" if init else ""
+    return COMMON.format(train=template.format(**values), init=init, **values)
 
 
 def main():
