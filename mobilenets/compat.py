@@ -45,3 +45,44 @@ def tfmot_default_8bit_registry():
     )
 
     return default_8bit_quantize_registry
+
+
+def producing_layer(tensor):
+    """The layer of a Keras 3 Functional model that outputs `tensor` (Keras has no public
+    accessor of the graph: a tensor's history)."""
+    return tensor._keras_history.operation
+
+
+def inbound_layers(layer):
+    """The layers whose outputs a Keras 3 Functional model's `layer` takes, in its call order
+    (its first node's input tensors, private as the history)."""
+    return [producing_layer(tensor) for tensor in layer._inbound_nodes[0].input_tensors]
+
+
+def with_learning_rate_multipliers(optimizer_class):
+    """A subclass of the Keras 3 optimizer class `optimizer_class` whose `multipliers`
+    ({variable path: factor}) scale the learning rate of those variables' updates (the
+    backbone of a fine-tuned model).
+
+    Keras 3 has no per-variable learning rate; its optimizers hand the rate of a step to
+    `_backend_update_step` (private; TensorFlow's all-reduces and updates there), which this
+    calls once per group of variables with the same factor. Decoupled weight decay keeps the
+    optimizer's rate.
+    """
+
+    class Scaled(optimizer_class):
+        multipliers = {}
+
+        def _backend_update_step(self, grads, trainable_variables, learning_rate):
+            groups = {}
+            for grad, variable in zip(grads, trainable_variables):
+                factor = self.multipliers.get(variable.path, 1.0)
+                groups.setdefault(factor, ([], []))
+                groups[factor][0].append(grad)
+                groups[factor][1].append(variable)
+            for factor, (group_grads, group_variables) in groups.items():
+                rate = learning_rate if factor == 1.0 else learning_rate * factor
+                super()._backend_update_step(group_grads, group_variables, rate)
+
+    Scaled.__name__ = Scaled.__qualname__ = f"Scaled{optimizer_class.__name__}"
+    return Scaled

@@ -92,8 +92,10 @@ class ModelConfig:
         "symmetric (PyTorch's: torchvision, timm and the authors' weights)")
     weights: str = option(
         "", "pretrained weights to start from: imagenet (keras.applications', downloaded and "
-        "cached by Keras: MobileNetV1, V2, V3 and Xception) or the path of one of its .h5 "
-        "files; a classifier for another number of classes starts fresh")
+        "cached by Keras: MobileNetV1, V2, V3 and Xception), the path of one of its .h5 files, "
+        "or a PyTorch checkpoint (.safetensors, or .pth with torch installed) of torchvision "
+        "or the MobileNeXt and ShuffleNet authors' code (with padding: symmetric); a "
+        "classifier for another number of classes starts fresh")
     init_from: str = option("", "a float .keras file of the same architecture to start from")
 
 
@@ -173,6 +175,15 @@ class TrainConfig:
     step_factor: float = option(0.1, "step: factor at each of step_epochs", POSITIVE)
     min_learning_rate: float = option(0.0, "where cosine and linear end", NON_NEGATIVE)
     warmup_epochs: float = option(0.0, "linear warmup from 0, in epochs", NON_NEGATIVE)
+    freeze_backbone_epochs: int = option(
+        0, "fine-tuning: train only the classifier for the first N epochs, the backbone "
+        "frozen (its BatchNorm in inference mode)", NON_NEGATIVE)
+    backbone_lr_multiplier: float = option(
+        1.0, "fine-tuning: the backbone's learning rate is this times the classifier's "
+        "(decoupled weight decay keeps the base rate)", POSITIVE)
+    restart_schedule: bool = option(
+        False, "fine-tuning: when the backbone unfreezes, start the schedule (warmup "
+        "included) again over the remaining epochs")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", FRACTION)
     weight_decay: float = option(4e-5, "weight decay of conv and dense kernels",
                                  NON_NEGATIVE)
@@ -356,9 +367,24 @@ def from_dict(data):
     if config.qat.enabled and config.runtime.mixed_precision != "float32":
         raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
                         "fake quantization runs in float32)")
+    _check_fine_tuning(config)
     if config.train.optimizer == "sgd" and config.train.epsilon is not None:
         raise UserError("train.epsilon: SGD has no epsilon (it is for rmsprop, adam, adamw)")
     return config
+
+
+def _check_fine_tuning(config):
+    train = config.train
+    if train.freeze_backbone_epochs and train.freeze_backbone_epochs >= train.epochs:
+        raise UserError(f"train.freeze_backbone_epochs ({train.freeze_backbone_epochs}) must be "
+                        f"below train.epochs ({train.epochs}): the backbone would never train")
+    if train.restart_schedule and not train.freeze_backbone_epochs:
+        raise UserError("train.restart_schedule restarts when the backbone unfreezes: set "
+                        "train.freeze_backbone_epochs")
+    if train.backbone_lr_multiplier != 1.0 and (
+            config.qat.enabled or config.runtime.strategy == "multi_worker"):
+        raise UserError("train.backbone_lr_multiplier works in Keras 3 training, not with "
+                        "qat.enabled or runtime.strategy multi_worker (tf_keras)")
 
 
 def to_dict(config):
@@ -476,6 +502,7 @@ def _clip(text, limit=80):
 
 def _check_weights(model):
     from mobilenets.models.pretrained import KERAS_APPLICATIONS
+    from mobilenets.models.torch_weights import SUFFIXES
 
     if not model.weights:
         return
@@ -485,13 +512,23 @@ def _check_weights(model):
         if model.name not in KERAS_APPLICATIONS:
             raise UserError(f"model.weights: imagenet: keras.applications has no ImageNet "
                             f"weights for {model.name}; it has them for "
-                            f"{', '.join(KERAS_APPLICATIONS)}")
-    elif not pathlib.Path(model.weights).is_file():
-        raise UserError(f"model.weights: no file {_clip(model.weights)} (imagenet, or the path "
-                        "of a keras.applications .h5 weights file)")
-    if model.padding != "same":
-        raise UserError("model.weights: keras.applications' weights were trained with "
-                        "padding: same, not symmetric")
+                            f"{', '.join(KERAS_APPLICATIONS)} (PyTorch checkpoints of the "
+                            "others load from a file)")
+        torch = False
+    else:
+        path = pathlib.Path(model.weights)
+        if path.suffix not in (".h5", *SUFFIXES):
+            raise UserError(f"model.weights: {_clip(model.weights)} is neither imagenet, a "
+                            "keras.applications .h5 file nor a PyTorch checkpoint "
+                            f"({', '.join(SUFFIXES)})")
+        if not path.is_file():
+            raise UserError(f"model.weights: no file {_clip(model.weights)}")
+        torch = path.suffix in SUFFIXES
+    wanted = "symmetric" if torch else "same"
+    if model.padding != wanted:
+        source = "PyTorch checkpoints were" if torch else "keras.applications' weights were"
+        raise UserError(f"model.weights: {source} trained with padding: {wanted}, set "
+                        f"model.padding: {wanted}")
 
 
 def _check_model(model):

@@ -114,21 +114,30 @@ def build(task, model_config, num_classes):
 
 
 def load_pretrained(model, model_config):
-    """Loads `model.weights` (keras.applications' ImageNet weights) into `model`."""
-    from mobilenets.models.pretrained import load_keras_applications
+    """Loads `model.weights` into `model`: keras.applications' ImageNet weights (or one of its
+    .h5 files), or a PyTorch checkpoint."""
+    from mobilenets.models import pretrained, torch_weights
     from mobilenets.models.registry import family_options
 
-    defaults = family_options(model_config.name)
-    chosen = {"alpha": model_config.alpha, **model_config.options}
-    options = {k: v for k, v in chosen.items() if k in defaults and v != defaults[k]}
+    weights = model_config.weights
     try:
-        kept = load_keras_applications(model, model_config.name, options, model_config.weights)
-    except ValueError as error:  # keras.applications' own checks (alpha, ...) and mismatches
+        if pathlib.Path(weights).suffix in torch_weights.SUFFIXES:
+            epsilon = torch_weights.TORCH_EPSILON.get(model_config.name,
+                                                      torch_weights.DEFAULT_TORCH_EPSILON)
+            kept = torch_weights.load_torch(model, torch_weights.read_state_dict(weights),
+                                            bn_epsilon=epsilon, origin=weights)
+        else:
+            defaults = family_options(model_config.name)
+            chosen = {"alpha": model_config.alpha, **model_config.options}
+            options = {k: v for k, v in chosen.items() if k in defaults and v != defaults[k]}
+            kept = pretrained.load_keras_applications(model, model_config.name, options,
+                                                      weights)
+    except ValueError as error:  # mismatches, keras.applications' own checks (alpha, ...)
         raise UserError(f"model.weights: {error}") from None
     except OSError as error:  # the download
-        raise UserError(f"model.weights: {model_config.weights}: {error}") from None
+        raise UserError(f"model.weights: {weights}: {error}") from None
     fresh = f"; {', '.join(kept)} starts fresh (another number of classes)" if kept else ""
-    log.info("model.weights: %s loaded%s", model_config.weights, fresh)
+    log.info("model.weights: %s loaded%s", weights, fresh)
 
 
 def prepare_workdir(workdir):

@@ -54,3 +54,41 @@ def test_tfmot_keeps_its_default_8bit_registry():
     instance = registry.Default8BitQuantizeRegistry()
     assert isinstance(instance._layer_quantize_map, dict), "tfmot moved its layer map"
     assert hasattr(registry, "Default8BitConvQuantizeConfig")
+
+
+def test_keras_records_which_layers_feed_a_functional_layer():
+    import keras
+
+    from mobilenets.compat import inbound_layers, producing_layer
+
+    inputs = keras.Input((4,), name="x")
+    a = keras.layers.Dense(2, name="a")(inputs)
+    b = keras.layers.Dense(2, name="b")(inputs)
+    total = keras.layers.Add(name="total")([b, a])
+    model = keras.Model(inputs, total)
+    assert producing_layer(model.outputs[0]).name == "total"
+    assert [layer.name for layer in inbound_layers(model.get_layer("total"))] == ["b", "a"]
+    assert [layer.name for layer in inbound_layers(model.get_layer("a"))] == ["x"]
+    assert inbound_layers(model.get_layer("x")) == []
+
+
+def test_keras_optimizers_take_each_steps_learning_rate_in_backend_update_step():
+    import keras
+    import numpy as np
+
+    from mobilenets.compat import with_learning_rate_multipliers
+
+    for name in ("SGD", "RMSprop", "Adam", "AdamW"):
+        a, b = keras.Variable(np.ones(3), name="a"), keras.Variable(np.ones(3), name="b")
+        reference = keras.Variable(np.ones(3), name="ref")
+        decay = {"weight_decay": 0.0} if name == "AdamW" else {}  # decay keeps the base rate
+        optimizer = with_learning_rate_multipliers(getattr(keras.optimizers, name))(
+            learning_rate=0.1, **decay)
+        optimizer.multipliers = {b.path: 0.5}
+        plain = getattr(keras.optimizers, name)(learning_rate=0.05, **decay)
+        gradient = np.array([0.3, -0.2, 0.1])
+        for _ in range(3):
+            optimizer.apply([gradient, gradient], [a, b])
+            plain.apply([gradient], [reference])
+        assert not np.allclose(a.numpy(), b.numpy()), name
+        np.testing.assert_allclose(b.numpy(), reference.numpy(), rtol=1e-6, err_msg=name)

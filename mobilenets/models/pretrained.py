@@ -83,7 +83,7 @@ def transfer(source, target, *, origin="the weights"):
     plan = []
     for index, ((name, variable), (their_name, value)) in enumerate(zip(body, theirs)):
         if index == 0:
-            value = _to_channels(value, tuple(variable.shape))
+            value = to_channels(value, tuple(variable.shape))
         if value.size != int(np.prod(variable.shape)):
             raise WeightsMismatch(
                 f"{origin} do not fit {target.name}: its layer {name} has a weight of shape "
@@ -100,7 +100,7 @@ def transfer(source, target, *, origin="the weights"):
     return kept
 
 
-def _to_channels(value, shape):
+def to_channels(value, shape):
     """The first convolution's kernel summed over its input channels when the model takes one
     channel and the weights three."""
     if value.ndim == 4 and value.shape[2] == 3 and len(shape) == 4 and shape[2] == 1:

@@ -4,7 +4,7 @@ top-1/top-5 scores with a confusion matrix, and the image-classifier metadata of
 
 import numpy as np
 
-from mobilenets.models.registry import build_model
+from mobilenets.models.registry import build_backbone, build_model
 
 
 class Classification:
@@ -22,6 +22,15 @@ class Classification:
         return build_model(model_config.name, alpha=model_config.alpha,
                            input_shape=tuple(model_config.input_shape), num_classes=num_classes,
                            include_preprocessing=True, padding=model_config.padding, **options)
+
+    def backbone_layers(self, model_config):
+        """The names of the configured model's layers that belong to its backbone (all but the
+        classifier head): what fine-tuning freezes and trains at a lower rate."""
+        backbone = build_backbone(model_config.name, alpha=model_config.alpha,
+                                  input_shape=tuple(model_config.input_shape),
+                                  include_preprocessing=True, padding=model_config.padding,
+                                  **model_config.options)
+        return {layer.name for layer in backbone.layers}
 
     def target(self, num_classes):
         """label (int32 tensor) -> what the model is trained against: a one-hot vector."""

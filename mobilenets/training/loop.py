@@ -73,6 +73,9 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         log.info("%d replicas in sync (%d worker(s)), global batch %d, %d per replica",
                  replicas, workers, batch, batch // replicas)
 
+    freeze = config.train.freeze_backbone_epochs
+    fine_tuning = freeze or config.train.backbone_lr_multiplier != 1.0
+    backbone = task.backbone_layers(config.model) if fine_tuning else set()
     with strategy.scope():
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -82,9 +85,9 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             trained = quantization_aware(model, config, data)
         else:
             trained = bridge.for_strategy(model, config.runtime.strategy)
-        compile_model(trained, make_optimizer(config.train, steps_per_epoch, trained), task,
-                      config)
-        if trained is not model:  # slots for every variable, whatever is frozen when (resume)
+        compile_model(trained, make_optimizer(config.train, steps_per_epoch, trained, backbone),
+                      task, config)
+        if trained is not model or freeze:  # slots for every variable, whatever is frozen when
             trained.optimizer.build(trained.trainable_variables)
     if config.runtime.mixed_precision != "float32":
         scaled = isinstance(trained.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -122,6 +125,12 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             with strategy.scope():
                 fitted = qat.for_epoch(trained, epoch, config.qat)
                 compile_model(fitted, trained.optimizer, task, config)
+        if freeze:  # the backbone frozen (BatchNorm in inference mode) before epoch `freeze`
+            for layer in fitted.layers:
+                if layer.name.removeprefix("quant_") in backbone:
+                    layer.trainable = epoch >= freeze
+            with strategy.scope():
+                compile_model(fitted, trained.optimizer, task, config)
         with warnings.catch_warnings():
             # The training stream is endless, so "Your input ran out of data" can only come
             # from the first pass over the validation set, whose length Keras learns then
@@ -139,7 +148,10 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         if epoch + 1 < config.train.epochs and guard.bad_step is None:
             keep.restore()
         epoch += 1
-    for end in [*phase_ends(config.qat, epoch, config.train.epochs), config.train.epochs]:
+    ends = phase_ends(config.qat, epoch, config.train.epochs)
+    if epoch < freeze:
+        ends = sorted({*ends, freeze})
+    for end in [*ends, config.train.epochs]:
         if epoch < end and guard.bad_step is None:
             fit(epoch * steps_per_epoch, epoch, end, steps_per_epoch)
             epoch = end

@@ -15,30 +15,41 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     exponential: peak * decay_rate ** floor(epochs / decay_epochs) (the V2 paper: x0.98 per
     epoch); cosine, or linear (ShuffleNet), down to `minimum` at `total_steps`; step:
     x `step_factor` at each of `step_epochs`; constant. (Keras' own schedules offer warmup only
-    for cosine.)
+    for cosine.) With `restart_step`, the steps before it are a schedule of their own (ending
+    there) and the steps from it another (warmup again, ending at `total_steps`): fine-tuning's
+    warm restart when the backbone unfreezes.
     """
 
     def __init__(self, peak, kind, steps_per_epoch, total_steps, warmup_steps=0,
-                 decay_rate=0.98, decay_epochs=1.0, step_epochs=(), step_factor=0.1, minimum=0.0):
+                 decay_rate=0.98, decay_epochs=1.0, step_epochs=(), step_factor=0.1, minimum=0.0,
+                 restart_step=0):
         self.peak, self.kind = float(peak), kind
         self.steps_per_epoch, self.total_steps = int(steps_per_epoch), int(total_steps)
         self.warmup_steps = int(warmup_steps)
         self.decay_rate, self.decay_epochs = float(decay_rate), float(decay_epochs)
         self.step_epochs, self.step_factor = [float(e) for e in step_epochs], float(step_factor)
         self.minimum = float(minimum)
+        self.restart_step = int(restart_step)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
+        if not self.restart_step:
+            return self._rate(step, self.total_steps)
+        restart = float(self.restart_step)
+        return ops.where(step < restart, self._rate(step, restart),
+                         self._rate(step - restart, self.total_steps - restart))
+
+    def _rate(self, step, total_steps):
         after = ops.maximum(step - self.warmup_steps, 0.0)
         if self.kind == "exponential":
             epochs = ops.floor(after / (self.steps_per_epoch * self.decay_epochs))
             rate = self.peak * ops.power(self.decay_rate, epochs)
         elif self.kind == "cosine":
-            progress = ops.clip(after / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
+            progress = ops.clip(after / max(1, total_steps - self.warmup_steps), 0.0, 1.0)
             rate = self.minimum + (self.peak - self.minimum) * 0.5 * (
                 1.0 + ops.cos(math.pi * progress))
         elif self.kind == "linear":
-            progress = ops.clip(after / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
+            progress = ops.clip(after / max(1, total_steps - self.warmup_steps), 0.0, 1.0)
             rate = self.peak + (self.minimum - self.peak) * progress
         elif self.kind == "step":
             epoch = step / self.steps_per_epoch
@@ -55,7 +66,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
                     total_steps=self.total_steps, warmup_steps=self.warmup_steps,
                     decay_rate=self.decay_rate, decay_epochs=self.decay_epochs,
                     step_epochs=self.step_epochs, step_factor=self.step_factor,
-                    minimum=self.minimum)
+                    minimum=self.minimum, restart_step=self.restart_step)
 
 
 # Per-optimizer defaults of the `train.epsilon` key: TF-slim's RMSProp value for MobileNets
@@ -63,9 +74,10 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
 EPSILON = {"rmsprop": 1.0, "adam": 1e-7, "adamw": 1e-7}
 
 
-def make_optimizer(train, steps_per_epoch, model):
+def make_optimizer(train, steps_per_epoch, model, backbone=()):
     """The optimizer of the `train` section, in `model`'s library (keras, or tf_keras for a
-    twin: `bridge.api`); applies L2 weight decay to `model` if asked."""
+    twin: `bridge.api`); applies L2 weight decay to `model` if asked. `backbone` (layer names)
+    takes `train.backbone_lr_multiplier` times the learning rate (Keras 3 only)."""
     k = bridge.api(model)
     rate = train.learning_rate
     if train.base_batch_size:
@@ -74,7 +86,9 @@ def make_optimizer(train, steps_per_epoch, model):
         rate, train.schedule, steps_per_epoch, steps_per_epoch * train.epochs,
         warmup_steps=int(train.warmup_epochs * steps_per_epoch), decay_rate=train.decay_rate,
         decay_epochs=train.decay_epochs, step_epochs=train.step_epochs,
-        step_factor=train.step_factor, minimum=train.min_learning_rate), model)
+        step_factor=train.step_factor, minimum=train.min_learning_rate,
+        restart_step=steps_per_epoch * train.freeze_backbone_epochs if train.restart_schedule
+        else 0), model)
     decoupled = train.weight_decay_mode == "decoupled" and train.weight_decay > 0
     if train.weight_decay_mode == "l2" and train.weight_decay > 0:
         # The paper's weight decay w <- w - lr * wd * w is the gradient of wd / 2 * |w|^2
@@ -103,4 +117,11 @@ def make_optimizer(train, steps_per_epoch, model):
         keep = {id(kernel) for kernel in bridge.decayed_weights(model)}
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if id(v) not in keep])
+    if train.backbone_lr_multiplier != 1.0:
+        from mobilenets.compat import with_learning_rate_multipliers
+
+        optimizer.__class__ = with_learning_rate_multipliers(type(optimizer))
+        optimizer.multipliers = {v.path: train.backbone_lr_multiplier for layer in model.layers
+                                 if layer.name in backbone for v in layer.trainable_weights}
     return optimizer
+

@@ -178,3 +178,17 @@ def test_model_weights_in_a_config_start_the_model(tmp_path, caplog):
     np.testing.assert_allclose(model.get_layer("stem_conv").kernel.numpy(),
                                served.get_layer("Conv1").kernel.numpy().sum(axis=2, keepdims=True))
     assert "logits starts fresh" in caplog.text
+
+
+def test_a_backbone_loads_the_weights_without_classifier(server):
+    from mobilenets import build_backbone
+
+    served = reference("mobilenet_v3_small", {}, include_top=False)
+    server(served)
+    backbone = build_backbone("mobilenet_v3_small", input_shape=(224, 224, 3))
+    assert load_keras_applications(backbone, "mobilenet_v3_small", {}) == []
+    assert "notop" in server.downloads[0] or "no_top" in server.downloads[0]
+    images = rng.uniform(-1, 1, (2, 224, 224, 3)).astype("float32")
+    expected = served(images).numpy()  # the last feature map: float rounding of its scale
+    np.testing.assert_allclose(backbone(images)["last"].numpy(), expected,
+                               atol=1e-5 * np.abs(expected).max())
