@@ -43,8 +43,8 @@ def machine():
 
 def stamp():
     """{"command", "date", "commit", "machine"} for a results file."""
-    command = " ".join(["python", str(pathlib.Path(sys.argv[0]).relative_to(ROOT))
-                        if pathlib.Path(sys.argv[0]).resolve().is_relative_to(ROOT)
+    script = pathlib.Path(sys.argv[0]).resolve()
+    command = " ".join(["python", str(script.relative_to(ROOT)) if script.is_relative_to(ROOT)
                         else sys.argv[0], *sys.argv[1:]])
     return {"command": command, "date": time.strftime("%Y-%m-%d"), "commit": commit(),
             "machine": machine()}
