@@ -9,11 +9,20 @@ import argparse
 import json
 import logging
 import pathlib
+import signal
 import sys
 
-from mobilenets.errors import ExportCheckFailed, TrainingDiverged, UserError, WriteError
+from mobilenets import interrupts
+from mobilenets.errors import (
+    ExportCheckFailed,
+    Interrupted,
+    TrainingDiverged,
+    UserError,
+    WriteError,
+)
 
 EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_TERMINATED = 143  # SIGTERM, as a shell reports a process it ended
 
 
 def main(argv=None):
@@ -56,9 +65,11 @@ def _load_config(args):
 
 
 def _run(args, body):
-    """Runs `body()`, mapping failures to exit codes: 2 user error, 1 failed run."""
+    """Runs `body()`, mapping failures to exit codes: 2 user error, 1 failed run, 130 / 143
+    stopped by SIGINT / SIGTERM (see `interrupts`)."""
     try:
-        body()
+        with interrupts.handled():
+            body()
         return 0
     except UserError as error:
         if args.debug:
@@ -76,6 +87,9 @@ def _run(args, body):
         print(f"failed: cannot write {error.filename}: {error.strerror}; files written "
               "before are kept. Fix that, then run the same command again.", file=sys.stderr)
         return EXIT_FAILED
+    except Interrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return EXIT_TERMINATED if error.signal_number == signal.SIGTERM else EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -3,7 +3,7 @@
 Library functions raise their own, specific errors (`ValueError` for a bad argument, the classes
 below for what they detect); the stage boundary (`experiment`, the commands) turns the ones a
 user can fix into `UserError`. `cli` maps each class to an exit status: 2 for a user error,
-1 for a run that failed, 130 for an interrupted one.
+1 for a run that failed, 130 for one stopped by Ctrl-C (SIGINT), 143 by SIGTERM.
 """
 
 
@@ -30,3 +30,12 @@ class ExportOptionError(ValueError):
 
 class CheckpointMismatch(Exception):
     """The run directory's checkpoints belong to another model."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the command; `signal_number` says which. The message says
+    where training stopped (its checkpoint) when it was training."""
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.signal_number = signal_number

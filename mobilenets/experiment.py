@@ -5,6 +5,7 @@ boundary: errors the stages raise for something a user can fix become `UserError
 """
 
 import logging
+import os
 import pathlib
 
 from mobilenets import artifacts, files, runtime, tasks
@@ -32,7 +33,15 @@ def train(config, workdir):
     runtime.setup(config.runtime, config.train)
     strategy = runtime.strategy(config.runtime)
     workers, worker_index, chief = runtime.worker(strategy)
-    workdir = prepare_workdir(workdir) if chief else pathlib.Path(workdir)
+    if not chief:
+        return _train(config, pathlib.Path(workdir), strategy, workers, worker_index, chief)
+    workdir = prepare_workdir(workdir)
+    with files.run_lock(workdir):  # one command per run directory
+        remove_half_written(workdir)
+        return _train(config, workdir, strategy, workers, worker_index, chief)
+
+
+def _train(config, workdir, strategy, workers, worker_index, chief):
     scratch = None if chief else worker_scratch(workdir, worker_index)
     task = tasks.get(config.task.name)
     warn_about_deployment(config.data)
@@ -141,19 +150,27 @@ def load_pretrained(model, model_config):
 
 
 def prepare_workdir(workdir):
-    """Creates the run directory (UserError if it cannot be written) and removes the
-    half-written files a killed run left."""
+    """Creates the run directory; UserError if it cannot be written."""
     path = pathlib.Path(workdir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        probe = path / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
-        for stale in path.rglob(".tmp-*"):
-            stale.unlink()
     except OSError as error:
         raise UserError(f"workdir {path} cannot be created or written ({error.strerror})") from None
     return path
+
+
+def remove_half_written(workdir):
+    """Removes the half-written files a killed run left (under the run lock: a running
+    command's are its own)."""
+    try:
+        for stale in pathlib.Path(workdir).rglob(".tmp-*"):
+            stale.unlink()
+    except OSError as error:
+        raise UserError(f"workdir {workdir}: cannot remove a half-written file "
+                        f"({error.strerror})") from None
 
 
 def check_classes(model_config, class_names):

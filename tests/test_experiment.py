@@ -285,3 +285,66 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(run, tmp_path,
                        "--set", "export.modes=[]"]) == 0
     assert "ckpt-000000016.weights.h5 is unreadable" in caplog.text
     assert "resumed from epoch 2, step 7" in caplog.text
+
+
+def start_training(config, workdir):
+    """`mobilenets train` in another process; returns it once it has trained 5 steps."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mobilenets", "train", "--config", str(config), "--workdir",
+         str(workdir), "--set", "export.modes=[]"], stderr=subprocess.PIPE, text=True)
+    first = workdir / "checkpoints/ckpt-000000005.weights.h5"
+    deadline = time.monotonic() + 600
+    while not first.exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return process
+
+
+def test_sigterm_mid_epoch_checkpoints_its_step_and_the_rerun_resumes_there(run, tmp_path,
+                                                                            caplog):
+    config, workdir = run
+    copy = tmp_path / "work"
+    process = start_training(config, copy)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    message = process.stderr.read()
+    step = int(re.search(r"stopped by SIGTERM at step (\d+), its checkpoint written", message)[1])
+    assert (copy / f"checkpoints/ckpt-{step:09d}.weights.h5").exists()
+    caplog.set_level("INFO", logger="mobilenets")
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "export.modes=[]"]) == 0
+    epoch, in_epoch = divmod(step, STEPS_PER_EPOCH)
+    assert f"resumed from epoch {epoch + 1}, step {in_epoch}" in caplog.text
+    for resumed, uninterrupted in zip(final_weights(copy), final_weights(workdir), strict=True):
+        np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-5, atol=1e-6)
+
+
+def test_a_second_command_on_a_running_directory_exits_2_and_a_dead_ones_lock_is_taken_over(
+        run, tmp_path, capsys, caplog):
+    config, _ = run
+    copy = tmp_path / "work"
+    process = start_training(config, copy)
+    try:
+        assert train_main(["--config", str(config), "--workdir", str(copy)]) == 2
+        assert f"is in use by mobilenets (PID {process.pid})" in capsys.readouterr().err
+    finally:
+        process.kill()  # SIGKILL: its lock file still names it
+        process.wait()
+    caplog.set_level("INFO", logger="mobilenets")
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "export.modes=[]"]) == 0
+    assert f"took over the lock of mobilenets (PID {process.pid})" in caplog.text
+    assert [row["epoch"] for row in history(copy)] == ["0", "1"]
+
+
+def test_a_damaged_state_file_is_read_as_none(run, tmp_path, caplog):
+    config, workdir = run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    (copy / "checkpoints/state.json").write_text('{"step": 16, "be')  # a torn write
+    caplog.set_level("INFO", logger="mobilenets")
+    assert train_main(["--config", str(config), "--workdir", str(copy),
+                       "--set", "train.epochs=3", "--set", "export.modes=[]"]) == 0
+    assert "state.json is damaged" in caplog.text
+    assert "resumed from epoch 3, step 0" in caplog.text

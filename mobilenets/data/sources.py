@@ -125,6 +125,27 @@ def _class_folders(root):
     return names
 
 
+def _images_in(folder):
+    """The image files under `folder`, hidden files and folders (`.ipynb_checkpoints`, ...)
+    left out; other files are counted by suffix in a warning, not silently dropped."""
+    images, others = [], {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in relative) or not path.is_file():
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            others[path.suffix.lower() or "(none)"] = others.get(path.suffix.lower()
+                                                                 or "(none)", 0) + 1
+    if others:
+        counts = ", ".join(f"{count} {suffix}" for suffix, count in sorted(others.items()))
+        log.warning("left out %d file(s) in %s that are not images this reads (%s; it reads "
+                    "%s)", sum(others.values()), folder, counts,
+                    ", ".join(sorted(IMAGE_SUFFIXES)))
+    return images
+
+
 def _scan_folder(root, class_names, config):
     """Lists (and checks) the images of `root/<class>/`, one subfolder per class."""
     paths, labels = [], []
@@ -133,7 +154,7 @@ def _scan_folder(root, class_names, config):
         if not folder.is_dir():
             raise UserError(f"data.dir: class folder {folder} is missing (classes come from "
                             f"{root.parent / config.train_split})")
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _images_in(folder)
         if not files:
             raise UserError(f"data.dir: class folder {folder} has no images "
                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -1,16 +1,16 @@
 """The training loop's callbacks: checkpoints and resume, EMA weights, the NaN guard and
 throughput."""
 
-import json
 import logging
 import pathlib
+import signal
 import time
 
 import keras
 import numpy as np
 
-from mobilenets import artifacts, compat, files
-from mobilenets.errors import CheckpointMismatch
+from mobilenets import artifacts, compat, files, interrupts
+from mobilenets.errors import CheckpointMismatch, Interrupted
 
 log = logging.getLogger("mobilenets")
 
@@ -49,7 +49,10 @@ class Checkpointer(keras.callbacks.Callback):
         """Loads the newest readable checkpoint; returns its global step (0 if none)."""
         state_file = self.directory / "state.json"
         if state_file.is_file():
-            state = json.loads(state_file.read_text())
+            state = files.read_json(state_file)
+            if not state:
+                log.warning("%s is damaged; the best model so far will be chosen again from "
+                            "the epochs to come", state_file)
             self.best = state.get("best", -1.0)
             self._earlier_seconds = state.get("seconds", 0.0)
         checkpoints = self.checkpoints()
@@ -115,6 +118,26 @@ class Checkpointer(keras.callbacks.Callback):
         files.write_json(self.save_directory / "state.json",
                          {"step": self._last_saved, "best": self.best,
                           "seconds": round(self.seconds, 1)})
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Ends training at the end of the step during which SIGINT or SIGTERM came (see
+    `interrupts`), after `checkpointer` has saved that step: no step is lost. It raises rather
+    than setting `stop_training`, which would still validate and end the epoch (a history row
+    and a best-model candidate for half an epoch)."""
+
+    def __init__(self, checkpointer):
+        super().__init__()
+        self.checkpointer = checkpointer
+
+    def on_train_batch_end(self, batch, logs=None):
+        number = interrupts.requested()
+        if number is None:
+            return
+        self.checkpointer.save()
+        raise Interrupted(f"stopped by {signal.Signals(number).name} at step "
+                          f"{self.checkpointer.step}, its checkpoint written; run the same "
+                          "command again to resume there", number)
 
 
 class ema_weights:  # noqa: N801 - a context manager used like a function

@@ -15,10 +15,17 @@ import warnings
 
 import keras
 
+from mobilenets import interrupts
 from mobilenets.data import pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
-from mobilenets.training.callbacks import Checkpointer, Guard, KeepLiveWeights, Throughput
+from mobilenets.training.callbacks import (
+    Checkpointer,
+    Guard,
+    KeepLiveWeights,
+    StopOnSignal,
+    Throughput,
+)
 from mobilenets.training.history import forget_epochs_after
 from mobilenets.training.optimizer import make_optimizer
 
@@ -107,7 +114,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
     guard, throughput = Guard(checkpointer), Throughput(batch)
     k = bridge.api(trained)
-    callbacks = [guard, throughput, checkpointer]
+    callbacks = [guard, throughput, checkpointer, StopOnSignal(checkpointer)]
     if chief:
         callbacks += [k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
                       k.callbacks.TensorBoard(str(workdir / "logs"))]
@@ -136,10 +143,11 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             # from the first pass over the validation set, whose length Keras learns then
             # (fixed upstream by keras#23360).
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
-                       shuffle=False, validation_data=validation,
-                       callbacks=bridge.callbacks(trained, callbacks + list(extra)),
-                       verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal, else lines
+            with interrupts.training():
+                fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
+                           shuffle=False, validation_data=validation,
+                           callbacks=bridge.callbacks(trained, callbacks + list(extra)),
+                           verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal
 
     epoch, step_in_epoch = divmod(start, steps_per_epoch)
     if start < total and step_in_epoch:  # finish the interrupted epoch first

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import shutil
 
 import numpy as np
 import pytest
@@ -310,3 +311,18 @@ def test_client_transform_stretches_the_whole_image_to_the_input():
     assert out.shape == (32, 32, 3) and (out[..., 0] == out[..., 2]).all()
     assert out[0].min() > 100  # the top row reaches the edge: stretched, not padded
     assert out[8:].max() == 0
+
+
+def test_hidden_folders_are_left_out_and_other_files_counted(tmp_path, caplog):
+    make_folder(tmp_path / "images")
+    checkpoint = tmp_path / "images/cat/.ipynb_checkpoints"
+    checkpoint.mkdir()
+    shutil.copy(next((tmp_path / "images/dog").glob("*")), checkpoint / "copy.png")
+    shutil.copy(next((tmp_path / "images/dog").glob("*")), tmp_path / "images/cat/.hidden.png")
+    (tmp_path / "images/cat/photo.webp").write_bytes(b"RIFF....WEBP")
+    (tmp_path / "images/cat/notes.txt").write_text("x")
+    caplog.set_level("WARNING", logger="mobilenets")
+    data = data_lib.load(DataConfig(source="folder", dir=str(tmp_path / "images"),
+                                    validation_fraction=0.34))
+    assert len(data.train) + len(data.eval) == 12  # as without the hidden files
+    assert "left out 2 file(s)" in caplog.text and "1 .txt, 1 .webp" in caplog.text
