@@ -39,6 +39,7 @@ def weights_at(config, workdir, step):
     return {layer.name: [w.numpy() for w in layer.weights] for layer in model.layers}
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_the_backbone_stays_frozen_then_trains(fine_tuned):
     config, workdir = fine_tuned
     mid, end_frozen, last = (weights_at(config, workdir, step) for step in (5, STEPS, 2 * STEPS))
