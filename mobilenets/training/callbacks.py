@@ -122,15 +122,23 @@ class Checkpointer(keras.callbacks.Callback):
 
 class StopOnSignal(keras.callbacks.Callback):
     """Ends training at the end of the step during which SIGINT or SIGTERM came (see
-    `interrupts`), after `checkpointer` has saved that step: no step is lost. It raises rather
-    than setting `stop_training`, which would still validate and end the epoch (a history row
-    and a best-model candidate for half an epoch)."""
+    `interrupts`), after `checkpointer` has saved that step: no step is lost; a signal during
+    an epoch's validation ends it at the epoch's end. It raises rather than setting
+    `stop_training`, which would still validate and end the epoch (a history row and a
+    best-model candidate for half an epoch), and comes last among the callbacks, so that an
+    epoch's end is written (history row, best model, checkpoint) before it stops."""
 
     def __init__(self, checkpointer):
         super().__init__()
         self.checkpointer = checkpointer
 
     def on_train_batch_end(self, batch, logs=None):
+        self._stop_if_asked()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop_if_asked()
+
+    def _stop_if_asked(self):
         number = interrupts.requested()
         if number is None:
             return

@@ -114,10 +114,11 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
     guard, throughput = Guard(checkpointer), Throughput(batch)
     k = bridge.api(trained)
-    callbacks = [guard, throughput, checkpointer, StopOnSignal(checkpointer)]
+    callbacks = [guard, throughput, checkpointer]
     if chief:
         callbacks += [k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
                       k.callbacks.TensorBoard(str(workdir / "logs"))]
+    callbacks.append(StopOnSignal(checkpointer))  # last: an epoch's end is written first
     if config.train.ema_decay:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     target = task.target(num_classes)
