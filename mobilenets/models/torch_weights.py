@@ -14,11 +14,11 @@ import pathlib
 
 import numpy as np
 
+from mobilenets.models.layers import BN_EPSILON
 from mobilenets.models.pretrained import CLASSIFIER, WeightsMismatch, to_channels
 
-# Our BatchNorm epsilon (layers.BN_EPSILON) and the references' (torchvision's MobileNetV3 uses
+# The references' BatchNorm epsilon (torchvision's MobileNetV3 uses
 # 1e-3 like ours; every other reference PyTorch's default).
-OURS_EPSILON = 1e-3
 TORCH_EPSILON = {"mobilenet_v3_large": 1e-3, "mobilenet_v3_small": 1e-3}
 DEFAULT_TORCH_EPSILON = 1e-5
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -167,7 +167,7 @@ def _convert(layer, tensors, bn_epsilon):
                              f"{', '.join(tensors)}")
         gamma, beta, mean, variance = (tensors[key] for key in _BATCH_NORM)
         # gamma / sqrt(var + theirs) == gamma' / sqrt(var + ours)
-        gamma = gamma * np.sqrt((variance + OURS_EPSILON) / (variance + bn_epsilon))
+        gamma = gamma * np.sqrt((variance + BN_EPSILON) / (variance + bn_epsilon))
         return [gamma, beta, mean, variance]
     if "weight" not in tensors or set(tensors) - {"weight", "bias"}:
         raise ValueError(f"expected a weight (and bias), got {', '.join(tensors)}")
