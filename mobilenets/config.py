@@ -19,6 +19,8 @@ import yaml
 
 from mobilenets.errors import UserError
 
+# Pillow refuses to open images above this many pixels (twice its MAX_IMAGE_PIXELS).
+PILLOW_PIXEL_BOUND = 2 * 89_478_485
 MAX_FILE_BYTES = 1 << 20  # a config file is a few kB; this bounds what YAML is asked to parse
 
 
@@ -137,7 +139,12 @@ class DataConfig:
     small_images: Literal["resize", "pad"] = option(
         "resize", "images smaller than the model input: resize, or pad (centred)")
     corrupt_images: Literal["skip", "error"] = option(
-        "skip", "undecodable image files: skip them (counted in the log) or stop")
+        "skip", "image files that do not decode, or exceed max_pixels: skip them (counted in "
+        "the log) or stop")
+    max_pixels: int = option(
+        89_478_485, "the largest image file read, in pixels (width x height, from its header: "
+        "larger ones are refused as corrupt_images says, before decoding)",
+        Range(1, PILLOW_PIXEL_BOUND))
     cache: bool = option(True, "keep the encoded images in memory when they fit "
                          "(max_cache_mb)")
     max_cache_mb: int = option(4096, "the largest split held in memory, in MB", POSITIVE)

@@ -45,7 +45,8 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
     scratch = None if chief else worker_scratch(workdir, worker_index)
     task = tasks.get(config.task.name)
     warn_about_deployment(config.data)
-    data = data_lib.load(config.data, seed=config.train.seed)
+    data = data_lib.load(config.data, seed=config.train.seed,
+                         channels=config.model.input_shape[2])
     num_classes = check_classes(config.model, data.class_names)
     previous = files.read_json(workdir / "metrics.json")
     if chief:

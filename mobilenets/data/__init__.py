@@ -21,14 +21,15 @@ LOADERS = {"sample": sources.load_sample, "fashion_mnist": sources.load_fashion_
 SOURCES = tuple(LOADERS)
 
 
-def load(config, seed=0, splits=("train", "eval")):
+def load(config, seed=0, splits=("train", "eval"), channels=3):
     """Loads the splits (`"train"`, `"eval"`) of the source a `DataConfig` names; the splits
-    not asked for are None (evaluating does not read the training images). With
+    not asked for are None (evaluating does not read the training images). Image files are
+    checked by decoding them as a model of `channels` input channels will be fed. With
     `data.holdout`, the validation split is held out of the training one (seeded by
     `data.holdout_seed`, the same whatever the training seed)."""
     config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
                                  manual_dir=os.path.expanduser(config.manual_dir))
-    data = LOADERS[config.source](config, seed, set(splits))
+    data = LOADERS[config.source](config, seed, set(splits), channels)
     limits = {"train": config.train_limit, "eval": config.eval_limit}
     for name in splits:
         split = getattr(data, name).limit(limits[name])

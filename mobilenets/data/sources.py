@@ -6,7 +6,6 @@ left None, so that evaluating a model does not decode the training images.
 
 import concurrent.futures
 import gzip
-import io
 import logging
 import os
 import pathlib
@@ -15,6 +14,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
+from mobilenets.data.decode import check_image
 from mobilenets.data.splits import Data, RecordSplit, Split
 from mobilenets.errors import UserError
 
@@ -24,7 +24,8 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SAMPLE_DIR = pathlib.Path(__file__).resolve().parents[1] / "sample"
 FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
                          "shirt", "sneaker", "bag", "ankle boot"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+# What TensorFlow decodes, and what Pillow converts for it (data/decode.py).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def read_idx(path):
@@ -67,7 +68,7 @@ def _idx_split(folder, prefix):
     return Split(labels=labels.astype(np.int64), arrays=images[..., None])
 
 
-def load_fashion_mnist(config, seed, wanted):
+def load_fashion_mnist(config, seed, wanted, channels):
     folder = config.dir or FASHION_MNIST_DIR
     if not pathlib.Path(folder).is_dir():
         raise UserError(f"data.dir: Fashion-MNIST folder {folder} not found "
@@ -76,7 +77,7 @@ def load_fashion_mnist(config, seed, wanted):
                 _idx_split(folder, "t10k") if "eval" in wanted else None, FASHION_MNIST_CLASSES)
 
 
-def load_sample(config, seed, wanted):
+def load_sample(config, seed, wanted, channels):
     if not (SAMPLE_DIR / "t10k-labels-idx1-ubyte.gz").is_file():
         raise UserError(f"data.source sample: the bundled sample is missing from {SAMPLE_DIR} "
                         "(a broken install: reinstall mobilenets)")
@@ -94,22 +95,24 @@ def load_sample(config, seed, wanted):
     return Data(train, evaluation, FASHION_MNIST_CLASSES)
 
 
-def load_folder(config, seed, wanted):
+def load_folder(config, seed, wanted, channels):
     root = pathlib.Path(config.dir)
     if not config.dir or not root.is_dir():
         raise UserError(f"data.dir: image folder {config.dir!r} not found")
     train_root, eval_root = root / config.train_split, root / config.eval_split
     if config.eval_split and train_root.is_dir() and eval_root.is_dir():
         class_names = _class_folders(train_root)
-        train = _scan_folder(train_root, class_names, config) if "train" in wanted else None
-        evaluation = _scan_folder(eval_root, class_names, config) if "eval" in wanted else None
+        train = (_scan_folder(train_root, class_names, config, channels)
+                 if "train" in wanted else None)
+        evaluation = (_scan_folder(eval_root, class_names, config, channels)
+                      if "eval" in wanted else None)
     else:
         if not 0 < config.validation_fraction < 1:
             raise UserError(
                 f"data: {root} has no {config.train_split!r} and {config.eval_split!r} "
                 "subfolders; set data.validation_fraction (e.g. 0.1) to hold out part of it")
         class_names = _class_folders(root)
-        everything = _scan_folder(root, class_names, config)
+        everything = _scan_folder(root, class_names, config, channels)
         try:
             train, evaluation = everything.hold_out(config.validation_fraction, seed)
         except ValueError as error:
@@ -146,8 +149,9 @@ def _images_in(folder):
     return images
 
 
-def _scan_folder(root, class_names, config):
-    """Lists (and checks) the images of `root/<class>/`, one subfolder per class."""
+def _scan_folder(root, class_names, config, channels):
+    """Lists and checks the images of `root/<class>/`, one subfolder per class: each file is
+    decoded as training will decode it (`decode.check_image`), so every image kept decodes."""
     paths, labels = [], []
     for label, name in enumerate(class_names):
         folder = root / name
@@ -161,45 +165,59 @@ def _scan_folder(root, class_names, config):
         paths += [str(p) for p in files]
         labels += [label] * len(files)
     paths, labels = np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
-    encoded = _read_and_check(paths, config)
-    keep = np.array([e is not None for e in encoded])
-    if not keep.all():
-        bad = paths[~keep]
-        if config.corrupt_images == "error":
-            raise UserError(f"data: cannot decode image {bad[0]} (set data.corrupt_images: "
-                            "skip to leave such files out)")
-        log.warning("skipped %d corrupt or truncated image(s) in %s, e.g. %s", len(bad), root,
-                    ", ".join(bad[:3]))
-    paths, labels = paths[keep], labels[keep]
+    checked = _read_and_check(paths, channels, config.max_pixels)
+    outcomes = np.array([outcome for _, outcome in checked])
+    keep = np.array([data is not None for data, _ in checked])
+    _report(root, paths, outcomes, config)
+    labels = labels[keep]
     for label, name in enumerate(class_names):
         if not (labels == label).any():
             raise UserError(f"data.dir: class folder {root / name} has no readable images")
-    total = sum(len(e) for e in encoded if e is not None)
-    if config.cache and total <= config.max_cache_mb * 2**20:
-        return Split(labels=labels, encoded=np.array([e for e in encoded if e is not None],
-                                                     dtype=object))
-    return Split(labels=labels, paths=paths)
+    encoded = [data for data, _ in checked if data is not None]
+    if config.cache and sum(map(len, encoded)) <= config.max_cache_mb * 2**20:
+        return Split(labels=labels, encoded=np.array(encoded, dtype=object))
+    # Streamed from disk, except the converted images, whose PNG bytes stay in memory.
+    items = [data if outcome == "converted" else path
+             for path, (data, outcome) in zip(paths, checked) if data is not None]
+    return Split(labels=labels, paths=np.array(items, dtype=object))
 
 
-def _read_and_check(paths, config):
-    """Reads every file and checks that it decodes whole; None for those that do not."""
-    from PIL import Image
+def _report(root, paths, outcomes, config):
+    """Logs the converted images; stops (`data.corrupt_images: error`) or warns about the
+    refused ones, counted by reason."""
+    converted = paths[outcomes == "converted"]
+    if len(converted):
+        log.info("converted %d image(s) in %s that TensorFlow cannot decode (e.g. 1-bit BMP, "
+                 "TIFF) to PNG in memory, e.g. %s", len(converted), root,
+                 ", ".join(converted[:3]))
+    refused = {"unreadable": "corrupt, truncated or not an image",
+               "too large": f"more than data.max_pixels = {config.max_pixels:,} pixels"}
+    for outcome, why in refused.items():
+        bad = paths[outcomes == outcome]
+        if not len(bad):
+            continue
+        if config.corrupt_images == "error":
+            raise UserError(f"data: image {bad[0]} is {why} (set data.corrupt_images: skip to "
+                            "leave such files out)")
+        log.warning("skipped %d image(s) in %s that are %s, e.g. %s", len(bad), root, why,
+                    ", ".join(bad[:3]))
 
+
+def _read_and_check(paths, channels, max_pixels):
+    """(bytes to use or None, outcome) of each file, as `decode.check_image`."""
     def check(path):
         try:
             data = pathlib.Path(path).read_bytes()
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-            return data
-        except (OSError, SyntaxError, ValueError):
-            return None
+        except OSError:
+            return None, "unreadable"
+        return check_image(data, channels, max_pixels)
 
     workers = min(8, (os.cpu_count() or 1) * 2)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(check, paths))
 
 
-def load_tfds(config, seed, wanted):
+def load_tfds(config, seed, wanted, channels):
     import tensorflow_datasets as tfds
 
     if not config.name:

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from mobilenets.data.decode import decode
 from mobilenets.data.transforms import convert_channels
 
 
@@ -16,7 +17,9 @@ class Split:
     labels: np.ndarray
     arrays: np.ndarray | None = None  # uint8 (N, H, W, C), all one size
     encoded: np.ndarray | None = None  # object array of encoded image bytes
-    paths: np.ndarray | None = None  # object array of file paths
+    # object array of file paths (str), and the encoded bytes (bytes) of the few images that
+    # had to be converted to a format TensorFlow decodes (data/decode.py)
+    paths: np.ndarray | None = None
 
     def __len__(self):
         return len(self.labels)
@@ -63,18 +66,15 @@ class Split:
             def load(index):
                 return convert_channels(tf.gather(arrays, index), channels), labels[index]
         else:
-            source = tf.constant((self.encoded if self.encoded is not None
-                                  else self.paths).astype(bytes))
-            from_files = self.encoded is None
+            items = self.encoded if self.encoded is not None else self.paths
+            source = tf.constant([i if isinstance(i, bytes) else i.encode() for i in items])
+            is_path = tf.constant([isinstance(i, str) for i in items], tf.bool)
 
             def load(index):
-                data = source[index]
-                if from_files:
-                    data = tf.io.read_file(data)
-                image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-                return image, labels[index]
+                data = tf.cond(is_path[index], lambda: tf.io.read_file(source[index]),
+                               lambda: source[index])
+                return decode(data, channels), labels[index]
         return load
-
 
     def ordered(self, channels):
         """The images in order: a dataset of (uint8 image, int32 label)."""
@@ -131,9 +131,7 @@ class RecordSplit:
             self.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def item_loader(self, channels):
-        def decode(encoded, label):
-            return tf.io.decode_image(encoded, channels=channels, expand_animations=False), label
-        return lambda item: decode(*item)
+        return lambda item: (decode(item[0], channels), item[1])
 
 
 @dataclasses.dataclass

@@ -111,7 +111,9 @@ def export_model(config, task, model_path, workdir=None, modes=None):
                         "(model_qat_int8.tflite)")
     model = artifacts.load_model(path)
     runtime.setup(config.runtime, config.train)
-    data = data_lib.load(config.data, seed=config.train.seed)
+    # A model of another shape is refused by check_model, after the data gives class names.
+    data = data_lib.load(config.data, seed=config.train.seed,
+                         channels=1 if model.input_shape[-1] == 1 else 3)
     problem = task.check_model(model.input_shape, model.output_shape, data.class_names)
     if problem:
         raise UserError(f"--model {path} {problem}")

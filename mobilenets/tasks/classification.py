@@ -69,6 +69,8 @@ class Classification:
         if len(input_shape) != 4 or None in tuple(input_shape[1:]):
             return (f"takes inputs of shape {tuple(input_shape)}; expected images of a fixed "
                     "size (batch, height, width, channels)")
+        if input_shape[-1] not in (1, 3):
+            return f"takes {input_shape[-1]}-channel images; expected 1 (gray) or 3 (RGB)"
         if len(output_shape) != 2:
             return f"outputs shape {tuple(output_shape)}, not class probabilities"
         if output_shape[-1] != len(class_names):
