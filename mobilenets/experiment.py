@@ -5,7 +5,6 @@ boundary: errors the stages raise for something a user can fix become `UserError
 """
 
 import logging
-import os
 import pathlib
 
 from mobilenets import artifacts, files, runtime, tasks
@@ -152,15 +151,7 @@ def load_pretrained(model, model_config):
 
 def prepare_workdir(workdir):
     """Creates the run directory; UserError if it cannot be written."""
-    path = pathlib.Path(workdir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise UserError(f"workdir {path} cannot be created or written ({error.strerror})") from None
-    return path
+    return files.writable_folder(workdir, "workdir")
 
 
 def remove_half_written(workdir):

@@ -348,3 +348,116 @@ def test_a_damaged_state_file_is_read_as_none(run, tmp_path, caplog):
                        "--set", "train.epochs=3", "--set", "export.modes=[]"]) == 0
     assert "state.json is damaged" in caplog.text
     assert "resumed from epoch 3, step 0" in caplog.text
+
+
+# Runs `mobilenets train` and SIGKILLs it at its N-th file write (an atomic rename, or a row of
+# history.csv), after logging each write's name to a file: how the test finds the moments.
+KILL_AT_WRITE = """
+import os, signal, sys
+import keras
+from mobilenets.cli import main
+
+kill_at, log = int(sys.argv[1]), open(sys.argv[2], "a")
+count = 0
+
+def wrote(name):
+    global count
+    count += 1
+    log.write(f"{count} {name}\\n")
+    log.flush()
+    if count == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+rename = os.replace
+def replace(source, target):
+    rename(source, target)
+    wrote(os.path.basename(target))
+os.replace = replace
+
+row = keras.callbacks.CSVLogger.on_epoch_end
+def on_epoch_end(self, epoch, logs=None):
+    row(self, epoch, logs)
+    wrote("history.csv")
+keras.callbacks.CSVLogger.on_epoch_end = on_epoch_end
+
+sys.exit(main(["train"] + sys.argv[3:]))
+"""
+
+
+# A smaller model than the tiny run's (11 runs of it): what matters is the order of writes.
+QUICK = ["--set", "export.modes=[]", "train.checkpoint_steps=0", "model.name=mobilenet_v1",
+         "model.alpha=0.25"]
+
+
+def train_killed_at(write, config, workdir, writes):
+    arguments = ["--config", str(config), "--workdir", str(workdir), *QUICK]
+    return subprocess.run([sys.executable, "-c", KILL_AT_WRITE, str(write), str(writes),
+                           *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_sigkill_at_every_write_of_an_epoch_end_then_rerun_ends_like_an_uninterrupted_run(
+        run, tmp_path):
+    """The epoch end is one transaction: killed at any of its writes (history row, best-model
+    candidate, state, checkpoint), the rerun ends with the uninterrupted run's history,
+    best.keras and final weights."""
+    config, _ = run
+    reference, writes = tmp_path / "reference", tmp_path / "writes.txt"
+    finished = train_killed_at(0, config, reference, writes)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    moments = [line.split() for line in writes.read_text().splitlines()]
+    # The first epoch's end: its writes from its history row to its checkpoint's state.
+    first = next(int(n) for n, name in moments if name == "history.csv")
+    checkpoint = next(int(n) for n, name in moments if name.startswith("ckpt-"))
+    epoch_end = [(int(n), name) for n, name in moments if first <= int(n) <= checkpoint + 1]
+    assert {name for _, name in epoch_end} == {"history.csv", "best.keras", "state.json",
+                                                "ckpt-000000008.weights.h5"}
+    for write, name in epoch_end:
+        workdir = tmp_path / f"killed-at-{write}"
+        killed = train_killed_at(write, config, workdir, tmp_path / "ignored.txt")
+        assert killed.returncode == -signal.SIGKILL, (name, killed.stderr[-2000:])
+        assert train_main(["--config", str(config), "--workdir", str(workdir), *QUICK]) == 0
+        resumed, expected = history(workdir), history(reference)
+        assert [row["epoch"] for row in resumed] == ["0", "1"], name
+        for row, want in zip(resumed, expected):
+            for key in want:
+                np.testing.assert_allclose(float(row[key]), float(want[key]), rtol=1e-5,
+                                           err_msg=f"killed after {name}: {key}")
+        for path in ("model.keras", "checkpoints/best.keras"):
+            got = keras.models.load_model(workdir / path, compile=False).get_weights()
+            want = keras.models.load_model(reference / path, compile=False).get_weights()
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
+                                           err_msg=f"killed after {name}: {path}")
+
+
+def test_a_full_disk_at_a_checkpoint_exits_1_naming_it_and_the_rerun_resumes(
+        run, tmp_path, capsys, monkeypatch):
+    """On a full disk h5py reported the error, then crashed the process (exit 139): the
+    checkpoint's size is checked against the free space before it is written."""
+    from mobilenets import files
+
+    config, _ = run
+    workdir = tmp_path / "work"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda folder: usage._replace(free=2**20))
+    assert train_main(["--config", str(config), "--workdir", str(workdir),
+                       "--set", "export.modes=[]"]) == 1
+    message = capsys.readouterr().err
+    assert f"cannot write {workdir / 'checkpoints/ckpt-000000005.weights.h5'}" in message
+    assert re.search(r"ckpt-000000005.weights.h5: No space left on device \(about [\d.]+ MiB "
+                     r"needed, 1.0 MiB free\)", message), message
+    assert not list((workdir / "checkpoints").glob("*.h5"))
+    monkeypatch.undo()
+    assert train_main(["--config", str(config), "--workdir", str(workdir),
+                       "--set", "export.modes=[]"]) == 0
+    assert [row["epoch"] for row in history(workdir)] == ["0", "1"]
+
+
+def test_export_to_an_unwritable_folder_is_a_user_error(run, capsys):
+    from mobilenets.cli import main
+
+    config, workdir = run
+    assert main(["export", "--config", str(config), "--model", str(workdir / "model.keras"),
+                 "--workdir", "/proc/mobilenets-export"]) == 2
+    assert ("--workdir /proc/mobilenets-export/export cannot be created"
+            in capsys.readouterr().err)

@@ -110,6 +110,8 @@ def export_model(config, task, model_path, workdir=None, modes=None):
         raise UserError(f"--model {path} is a QAT model: it exports to int8 only "
                         "(model_qat_int8.tflite)")
     model = artifacts.load_model(path)
+    files.writable_folder(pathlib.Path(workdir or path.parent) / "export",
+                          "--workdir" if workdir else "the model's folder")
     runtime.setup(config.runtime, config.train)
     # A model of another shape is refused by check_model, after the data gives class names.
     data = data_lib.load(config.data, seed=config.train.seed,

@@ -81,23 +81,29 @@ class Checkpointer(keras.callbacks.Callback):
             self._started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and self.step % self.every_steps == 0:
+        if (self.every_steps and self.step % self.every_steps == 0
+                and not last_batch(self, batch)):  # the epoch's end commits that step
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save()
+        """The epoch's end as one transaction, committed by its checkpoint: the history row
+        (CSVLogger, an earlier callback) and the best-model candidate are written first, so
+        a run stopped before the checkpoint resumes from the one before and redoes the
+        epoch, rewriting both (forget_epochs_after drops the row; the candidate is the same)."""
         accuracy = (logs or {}).get(self.monitor)
         if accuracy is not None and accuracy > self.best:
-            self.best = float(accuracy)
             target = self.target or self.model
+            needed = variable_bytes(target.weights)
             if isinstance(target, keras.Model):
                 with ema_weights(self.model), files.atomic_path(
-                        self.save_directory / "best.keras") as tmp:
+                        self.save_directory / "best.keras", needed) as tmp:
                     target.save(tmp)
             else:  # the tf_keras model of a QAT run
-                with files.atomic_path(self.save_directory / "best.h5") as tmp:
+                with files.atomic_path(self.save_directory / "best.h5", needed) as tmp:
                     artifacts.save(target, tmp)
+            self.best = float(accuracy)
             self._write_state()
+        self.save()
 
     @property
     def step(self):
@@ -107,8 +113,13 @@ class Checkpointer(keras.callbacks.Callback):
         step = self.step
         if self.diverged or step == self._last_saved:
             return
-        with files.atomic_path(self.save_directory / f"ckpt-{step:09d}.weights.h5") as tmp:
-            (self.target or self.model).save_weights(tmp)
+        target = self.target or self.model
+        variables = target.optimizer.variables
+        needed = variable_bytes(target.weights) + variable_bytes(
+            variables() if callable(variables) else variables)  # tf_keras': a method
+        with files.atomic_path(self.save_directory / f"ckpt-{step:09d}.weights.h5",
+                               needed) as tmp:
+            target.save_weights(tmp)
         self._last_saved = step
         self._write_state()
         for old in sorted(self.save_directory.glob("ckpt-*.weights.h5"))[:-self.keep]:
@@ -123,7 +134,8 @@ class Checkpointer(keras.callbacks.Callback):
 class StopOnSignal(keras.callbacks.Callback):
     """Ends training at the end of the step during which SIGINT or SIGTERM came (see
     `interrupts`), after `checkpointer` has saved that step: no step is lost; a signal during
-    an epoch's validation ends it at the epoch's end. It raises rather than setting
+    an epoch's last step or its validation ends it at the epoch's end (a checkpoint at the
+    last step would skip the epoch's end on resume). It raises rather than setting
     `stop_training`, which would still validate and end the epoch (a history row and a
     best-model candidate for half an epoch), and comes last among the callbacks, so that an
     epoch's end is written (history row, best model, checkpoint) before it stops."""
@@ -133,7 +145,8 @@ class StopOnSignal(keras.callbacks.Callback):
         self.checkpointer = checkpointer
 
     def on_train_batch_end(self, batch, logs=None):
-        self._stop_if_asked()
+        if not last_batch(self, batch):  # else at the epoch's end, once it is written
+            self._stop_if_asked()
 
     def on_epoch_end(self, epoch, logs=None):
         self._stop_if_asked()
@@ -146,6 +159,17 @@ class StopOnSignal(keras.callbacks.Callback):
         raise Interrupted(f"stopped by {signal.Signals(number).name} at step "
                           f"{self.checkpointer.step}, its checkpoint written; run the same "
                           "command again to resume there", number)
+
+
+def variable_bytes(variables):
+    """What `variables` take in a file, roughly (their values; the file adds a little)."""
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype.name if hasattr(v.dtype, "name")
+                                                   else v.dtype).itemsize for v in variables)
+
+
+def last_batch(callback, batch):
+    """Whether `batch` (its index in this `fit`'s epoch) ends the epoch."""
+    return batch + 1 == callback.params.get("steps")
 
 
 class ema_weights:  # noqa: N801 - a context manager used like a function
@@ -168,6 +192,26 @@ class ema_weights:  # noqa: N801 - a context manager used like a function
         if self.active:
             for variable, value in zip(self.variables, self.saved):
                 variable.assign(value)
+
+
+class StepSeeds(keras.callbacks.Callback):
+    """Seeds the model's random layers (Dropout) by the global step before each step, so that
+    a resumed run draws what the uninterrupted one did: Keras keeps their seed generators'
+    states out of saved weights, so a checkpoint does not restore them."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = seed
+
+    def on_train_begin(self, logs=None):
+        self.states = [v for v in self.model.variables
+                       if v.path.endswith("seed_generator_state")]
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.states:
+            step = int(self.model.optimizer.iterations.numpy())
+            for index, state in enumerate(self.states):
+                state.assign(np.array([self.seed + index, step], state.dtype))
 
 
 class Guard(keras.callbacks.Callback):

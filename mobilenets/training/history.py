@@ -2,21 +2,39 @@
 its plot."""
 
 import csv
+import logging
 import pathlib
 
 from mobilenets import files
 
+log = logging.getLogger("mobilenets")
+
 
 def forget_epochs_after(history_csv, epochs):
-    """Drops the CSV log rows of epochs >= `epochs`, which a resumed run trains again."""
+    """Keeps the CSV log rows of epochs < `epochs` (a resumed run trains the others again)
+    that are whole: a row torn by a power loss or a full disk (cut short, NUL bytes, a second
+    header) is dropped with a warning, so that the appended rows stay readable."""
     path = pathlib.Path(history_csv)
     if not path.is_file():
         return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:]
-                        if line.strip() and int(line.split(",", 1)[0]) < epochs]
-    if len(kept) < len(lines):
-        files.write_text(path, "".join(kept))
+    lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)
+    if not lines or not lines[0].startswith("epoch,") or not lines[0].endswith("\n"):
+        log.warning("%s has no readable header; starting it again", path)
+        path.unlink()
+        return
+    fields = len(lines[0].split(","))
+    whole = [line for line in lines[1:] if _whole_row(line, fields)]
+    kept = [line for line in whole if int(line.split(",", 1)[0]) < epochs]
+    if len(whole) < len(lines) - 1:
+        log.warning("dropped %d damaged line(s) of %s", len(lines) - 1 - len(whole), path)
+    if len(kept) < len(lines) - 1:
+        files.write_text(path, "".join(lines[:1] + kept))
+
+
+def _whole_row(line, fields):
+    parts = line.split(",")
+    return (line.endswith("\n") and len(parts) == fields and parts[0].isdigit()
+            and "\x00" not in line and "\ufffd" not in line)
 
 
 def plot_history(history_csv, png):

@@ -6,6 +6,7 @@ last good checkpoint (see `Checkpointer`). It neither evaluates nor exports: `ex
 the stages.
 """
 
+import contextlib
 import dataclasses
 import logging
 import pathlib
@@ -14,8 +15,9 @@ import tempfile
 import warnings
 
 import keras
+import tensorflow as tf
 
-from mobilenets import interrupts
+from mobilenets import files, interrupts
 from mobilenets.data import pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
@@ -23,6 +25,7 @@ from mobilenets.training.callbacks import (
     Checkpointer,
     Guard,
     KeepLiveWeights,
+    StepSeeds,
     StopOnSignal,
     Throughput,
 )
@@ -114,10 +117,11 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
     guard, throughput = Guard(checkpointer), Throughput(batch)
     k = bridge.api(trained)
-    callbacks = [guard, throughput, checkpointer]
-    if chief:
+    callbacks = [StepSeeds(config.train.seed), guard, throughput]
+    if chief:  # the history row before the checkpoint that commits an epoch's end
         callbacks += [k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
                       k.callbacks.TensorBoard(str(workdir / "logs"))]
+    callbacks.append(checkpointer)
     callbacks.append(StopOnSignal(checkpointer))  # last: an epoch's end is written first
     if config.train.ema_decay:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
@@ -144,7 +148,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             # from the first pass over the validation set, whose length Keras learns then
             # (fixed upstream by keras#23360).
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            with interrupts.training():
+            with interrupts.training(), writes_reported(workdir):
                 fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
                            shuffle=False, validation_data=validation,
                            callbacks=bridge.callbacks(trained, callbacks + list(extra)),
@@ -182,6 +186,19 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     return Trained(final, config.qat.enabled, batch, replicas, total,
                    round(checkpointer.seconds, 1), throughput.images_per_second,
                    throughput.cpu_ms_per_image)
+
+
+@contextlib.contextmanager
+def writes_reported(workdir):
+    """Failed writes of Keras' own callbacks (history.csv, TensorBoard's logs/) as the
+    `WriteError` of the file they name: a full disk is a message, not a traceback."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        reported = files.write_error(error, workdir)
+        if reported is None:
+            raise
+        raise reported from error
 
 
 def phase_ends(qat_config, first_epoch, epochs):
