@@ -38,6 +38,8 @@ def test_a_model_that_does_not_fit_is_named():
     assert "predicts 10 classes but the data has 3" in task.check_model(
         (None, 32, 32, 3), (None, 10), CLASSES)
     assert "fixed size" in task.check_model((None, None, None, 3), (None, 3), CLASSES)
+    assert "takes 4-channel images; expected 1 (gray) or 3 (RGB)" in task.check_model(
+        (None, 32, 32, 4), (None, 3), CLASSES)
     assert "not class probabilities" in task.check_model((None, 32, 32, 3), (None, 4, 4, 3),
                                                         CLASSES)
     with pytest.raises(ValueError, match="unknown task 'detection'"):
