@@ -204,8 +204,8 @@ class StepSeeds(keras.callbacks.Callback):
         self.seed = seed
 
     def on_train_begin(self, logs=None):
-        self.states = [v for v in self.model.variables
-                       if v.path.endswith("seed_generator_state")]
+        self.states = [v for v in self.model.variables  # a QAT twin's have no path (none)
+                       if getattr(v, "path", "").endswith("seed_generator_state")]
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.states:
