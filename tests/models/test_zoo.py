@@ -14,6 +14,7 @@ SMALL = {
     "mobilenet_v2": {"alpha": 0.35},
     "mobilenet_v3_large": {"alpha": 0.75},
     "mobilenet_v3_small": {"alpha": 0.75},
+    "mobilenet_v4": {"alpha": 0.5},
     "mobilenext": {"alpha": 0.35},
     "shufflenet_v1": {"alpha": 0.25, "groups": 3},
     "shufflenet_v2": {"alpha": 0.5},
@@ -31,7 +32,8 @@ def small(name, size=32, channels=3, **options):
 
 def test_every_family_is_registered():
     assert ALL == ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-                   "mobilenext", "shufflenet_v1", "shufflenet_v2", "squeezenet", "xception"]
+                   "mobilenet_v4", "mobilenext", "shufflenet_v1", "shufflenet_v2", "squeezenet",
+                   "xception"]
     assert set(SMALL) == set(ALL)
 
 
