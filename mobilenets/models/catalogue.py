@@ -19,8 +19,14 @@ class Variant:
 
 # Sources: the papers (V1 widths: Table 6; ShuffleNet V2 widths: Table 8; MobileNeXt: its
 # width table; MobileNetV4: top-1 at its training resolution), TF-slim's model tables (V2
-# widths, V3 variants) and keras.applications.
+# widths, V3 variants), keras.applications and tensorflow/tpu's EfficientNet-Lite README
+# (each variant at its own resolution).
 VARIANTS = (
+    Variant("efficientnet_lite", {"variant": "lite0"}, 75.1, 407),
+    Variant("efficientnet_lite", {"variant": "lite1", "input_shape": (240, 240, 3)}),
+    Variant("efficientnet_lite", {"variant": "lite2", "input_shape": (260, 260, 3)}),
+    Variant("efficientnet_lite", {"variant": "lite3", "input_shape": (280, 280, 3)}),
+    Variant("efficientnet_lite", {"variant": "lite4", "input_shape": (300, 300, 3)}, 81.5, 2640),
     Variant("mobilenet_v1", {"alpha": 1.0}, 70.6, 569),
     Variant("mobilenet_v1", {"alpha": 0.75}, 68.4, 325),
     Variant("mobilenet_v1", {"alpha": 0.5}, 63.7, 149),

@@ -5,6 +5,7 @@ import difflib
 import inspect
 
 from mobilenets.models import (
+    efficientnet_lite,
     mobilenet_v1,
     mobilenet_v2,
     mobilenet_v3,
@@ -19,6 +20,7 @@ from mobilenets.models.common import Common, backbone_model, classifier_model
 from mobilenets.models.layers import padding_style
 
 BUILDERS = {
+    "efficientnet_lite": efficientnet_lite.build,
     "mobilenet_v1": mobilenet_v1.build,
     "mobilenet_v2": mobilenet_v2.build,
     "mobilenet_v3_large": mobilenet_v3.build_large,
