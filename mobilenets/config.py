@@ -95,8 +95,9 @@ class ModelConfig:
     weights: str = option(
         "", "pretrained weights to start from: imagenet (keras.applications', downloaded and "
         "cached by Keras: MobileNetV1, V2, V3 and Xception), the path of one of its .h5 files, "
-        "or a PyTorch checkpoint (.safetensors, or .pth with torch installed) of torchvision "
-        "or the MobileNeXt and ShuffleNet authors' code (with padding: symmetric); a "
+        "or a PyTorch checkpoint (.safetensors, or .pth with torch installed) of torchvision, "
+        "timm's MobileNetV4 or the MobileNeXt and ShuffleNet authors' code (with padding: "
+        "symmetric); a "
         "classifier for another number of classes starts fresh")
     init_from: str = option("", "a float .keras file of the same architecture to start from")
 

@@ -34,9 +34,9 @@ def test_models_table_text():
 
 
 def test_unknown_model_is_a_user_error():
-    result = run("models", "--name", "mobilenet_v4")
+    result = run("models", "--name", "mobilenet_v9")
     assert result.returncode == 2
-    assert "unknown model(s) mobilenet_v4" in result.stderr
+    assert "unknown model(s) mobilenet_v9" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -18,8 +18,15 @@ class Variant:
 
 
 # Sources: the papers (V1 widths: Table 6; ShuffleNet V2 widths: Table 8; MobileNeXt: its
-# width table), TF-slim's model tables (V2 widths, V3 variants) and keras.applications.
+# width table; MobileNetV4: top-1 at its training resolution), TF-slim's model tables (V2
+# widths, V3 variants), keras.applications and tensorflow/tpu's EfficientNet-Lite README
+# (each variant at its own resolution).
 VARIANTS = (
+    Variant("efficientnet_lite", {"variant": "lite0"}, 75.1, 407),
+    Variant("efficientnet_lite", {"variant": "lite1", "input_shape": (240, 240, 3)}),
+    Variant("efficientnet_lite", {"variant": "lite2", "input_shape": (260, 260, 3)}),
+    Variant("efficientnet_lite", {"variant": "lite3", "input_shape": (280, 280, 3)}),
+    Variant("efficientnet_lite", {"variant": "lite4", "input_shape": (300, 300, 3)}, 81.5, 2640),
     Variant("mobilenet_v1", {"alpha": 1.0}, 70.6, 569),
     Variant("mobilenet_v1", {"alpha": 0.75}, 68.4, 325),
     Variant("mobilenet_v1", {"alpha": 0.5}, 63.7, 149),
@@ -34,6 +41,9 @@ VARIANTS = (
     Variant("mobilenet_v3_large", {"minimalistic": True}, 72.3, 209),
     Variant("mobilenet_v3_small", {"alpha": 1.0}, 67.4, 56),
     Variant("mobilenet_v3_small", {"minimalistic": True}, 61.9, 65),
+    Variant("mobilenet_v4", {"variant": "conv_small"}, 73.8, None),
+    Variant("mobilenet_v4", {"variant": "conv_medium", "input_shape": (256, 256, 3)}, 79.9, None),
+    Variant("mobilenet_v4", {"variant": "conv_large", "input_shape": (384, 384, 3)}, 82.9, None),
     Variant("mobilenext", {"alpha": 1.0}, 74.02, 300),
     Variant("mobilenext", {"alpha": 1.0, "identity_ratio": 0.5}, 74.09, None),
     Variant("mobilenext", {"alpha": 0.75}, None, 210),

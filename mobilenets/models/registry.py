@@ -5,9 +5,11 @@ import difflib
 import inspect
 
 from mobilenets.models import (
+    efficientnet_lite,
     mobilenet_v1,
     mobilenet_v2,
     mobilenet_v3,
+    mobilenet_v4,
     mobilenext,
     shufflenet_v1,
     shufflenet_v2,
@@ -18,10 +20,12 @@ from mobilenets.models.common import Common, backbone_model, classifier_model
 from mobilenets.models.layers import padding_style
 
 BUILDERS = {
+    "efficientnet_lite": efficientnet_lite.build,
     "mobilenet_v1": mobilenet_v1.build,
     "mobilenet_v2": mobilenet_v2.build,
     "mobilenet_v3_large": mobilenet_v3.build_large,
     "mobilenet_v3_small": mobilenet_v3.build_small,
+    "mobilenet_v4": mobilenet_v4.build,
     "mobilenext": mobilenext.build,
     "shufflenet_v1": shufflenet_v1.build,
     "shufflenet_v2": shufflenet_v2.build,

@@ -26,10 +26,14 @@ _BATCH_NORM = ("weight", "bias", "running_mean", "running_var")
 # The named modules of the reference models whose build order is not alphabetical: the top
 # level (torchvision's MobileNetV2/V3 and SqueezeNet: features, classifier; its ShuffleNetV2:
 # conv1, stage2-4, conv5, fc; the official ShuffleNetV1: first_conv, features, classifier;
-# MobileNeXt: features, classifier) and SqueezeNet's fire modules. A safetensors file keeps no
-# order (its names are sorted), so the order is rebuilt from the names.
+# MobileNeXt: features, classifier; timm's MobileNetV4: conv_stem, bn1, blocks, conv_head,
+# norm_head, classifier), SqueezeNet's fire modules and timm's blocks (a conv before its
+# norm; FusedIB: conv_exp, bn1, conv_pwl, bn2; UIB: dw_start, pw_exp, dw_mid, pw_proj). A
+# safetensors file keeps no order (its names are sorted), so the order is rebuilt from the names.
 NAMED_ORDER = ("first_conv", "conv1", "features", "stage2", "stage3", "stage4", "conv5",
-               "classifier", "fc", "squeeze", "expand1x1", "expand3x3")
+               "conv_stem", "conv", "conv_exp", "bn1", "conv_pwl", "bn2", "bn", "blocks",
+               "conv_head", "norm_head", "classifier", "fc", "squeeze", "expand1x1", "expand3x3",
+               "dw_start", "pw_exp", "dw_mid", "pw_proj")
 
 
 def read_state_dict(path):

@@ -1,15 +1,16 @@
 """Writes the golden files of tests/models/test_torch_weights.py: for each reference model
-(torchvision's, and the MobileNeXt and ShuffleNetV1 authors' code), its state_dict's names and
-shapes, and its outputs on seeded images with seeded random weights (tests/golden/state.py).
+(torchvision's, timm's, and the MobileNeXt and ShuffleNetV1 authors' code), its state_dict's
+names and shapes, and its outputs on seeded images with seeded random weights
+(tests/golden/state.py).
 
-Needs PyTorch and torchvision, which the project does not depend on:
+Needs PyTorch, torchvision and timm, which the project does not depend on:
 
-    python -m venv /tmp/torch && /tmp/torch/bin/pip install torch==2.14.1 torchvision==0.29.1
+    python -m venv /tmp/torch && /tmp/torch/bin/pip install torch==2.14.1 torchvision==0.29.1 timm
     git clone https://github.com/zhoudaquan/rethinking_bottleneck_design /tmp/mobilenext
     git clone https://github.com/megvii-model/ShuffleNet-Series /tmp/shufflenet
     /tmp/torch/bin/python tests/golden/make.py \\
         --mobilenext /tmp/mobilenext/mobilenext/codebase/models \\
-        --shufflenet /tmp/shufflenet/ShuffleNetV1
+        --shufflenet /tmp/shufflenet/ShuffleNetV1 [--only timm_mobilenetv4_conv_small]
 """
 
 import argparse
@@ -30,6 +31,7 @@ IMAGES = (2, 3, 224, 224)
 
 def references(args):
     """name -> (what builds it, a constructor, our model's build options)."""
+    import timm
     import torchvision.models as tv
 
     sys.path[:0] = [args.mobilenext, args.shufflenet]
@@ -67,6 +69,10 @@ def references(args):
             "torchvision.models.squeezenet1_1(num_classes=10)",
             lambda: tv.squeezenet1_1(num_classes=NUM_CLASSES),
             {"name": "squeezenet", "version": "1.1"}),
+        "timm_mobilenetv4_conv_small": (
+            "timm.create_model('mobilenetv4_conv_small', num_classes=10)",
+            lambda: timm.create_model("mobilenetv4_conv_small", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v4", "variant": "conv_small"}),
         "official_mobilenext": (
             "mnext.mnext(num_classes=10) of zhoudaquan/rethinking_bottleneck_design",
             lambda: mnext.mnext(num_classes=NUM_CLASSES),
@@ -87,8 +93,12 @@ def main():
     parser.add_argument("--mobilenext", required=True, help="folder holding mnext.py")
     parser.add_argument("--shufflenet", required=True, help="folder holding ShuffleNetV1's "
                         "network.py and blocks.py")
+    parser.add_argument("--only", nargs="+", help="write these golden files only (the others' "
+                        "seeds stay as they are)")
     args = parser.parse_args()
     for seed, (name, (source, build, ours)) in enumerate(sorted(references(args).items())):
+        if args.only and name not in args.only:
+            continue
         model = build().eval()
         keys = [[key, list(value.shape)] for key, value in model.state_dict().items()
                 if not key.endswith("num_batches_tracked")]

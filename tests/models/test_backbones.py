@@ -8,12 +8,14 @@ from mobilenets import build_backbone, build_model, list_models, profile
 from mobilenets.models.registry import min_input_size
 
 ALL = list_models()
-DILATING = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-            "mobilenext"]
+DILATING = ["efficientnet_lite", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large",
+            "mobilenet_v3_small", "mobilenet_v4", "mobilenext"]
 # Widths that keep the 224 px builds quick; each a valid option of its family.
-SMALL = {"mobilenet_v1": {"alpha": 0.25}, "mobilenet_v2": {"alpha": 0.35},
+SMALL = {"efficientnet_lite": {"alpha": 0.5}, "mobilenet_v1": {"alpha": 0.25},
+         "mobilenet_v2": {"alpha": 0.35},
          "mobilenet_v3_large": {"alpha": 0.75}, "mobilenet_v3_small": {"alpha": 0.75},
-         "mobilenext": {"alpha": 0.35}, "shufflenet_v1": {"alpha": 0.25},
+         "mobilenet_v4": {"alpha": 0.5}, "mobilenext": {"alpha": 0.35},
+         "shufflenet_v1": {"alpha": 0.25},
          "shufflenet_v2": {"alpha": 0.5}, "squeezenet": {"alpha": 0.5},
          "xception": {"alpha": 0.25}}
 

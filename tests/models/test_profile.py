@@ -28,6 +28,9 @@ PAPER_MACS = [
     ("mobilenext", {}, 300, 0.05),
     ("shufflenet_v2", {}, 146, 0.03),
     ("shufflenet_v1", {"groups": 3}, 140, 0.06),
+    # tensorflow/tpu's EfficientNet-Lite README (its count is 5% / 3% above this convention's)
+    ("efficientnet_lite", {}, 407, 0.06),
+    ("efficientnet_lite", {"variant": "lite4", "input_shape": (300, 300, 3)}, 2640, 0.04),
 ]
 
 

@@ -10,10 +10,12 @@ from tests.tiers import families
 
 # Small widths keep these tests fast; each is a valid option of its family.
 SMALL = {
+    "efficientnet_lite": {"alpha": 0.5},
     "mobilenet_v1": {"alpha": 0.25},
     "mobilenet_v2": {"alpha": 0.35},
     "mobilenet_v3_large": {"alpha": 0.75},
     "mobilenet_v3_small": {"alpha": 0.75},
+    "mobilenet_v4": {"alpha": 0.5},
     "mobilenext": {"alpha": 0.35},
     "shufflenet_v1": {"alpha": 0.25, "groups": 3},
     "shufflenet_v2": {"alpha": 0.5},
@@ -30,8 +32,9 @@ def small(name, size=32, channels=3, **options):
 
 
 def test_every_family_is_registered():
-    assert ALL == ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-                   "mobilenext", "shufflenet_v1", "shufflenet_v2", "squeezenet", "xception"]
+    assert ALL == ["efficientnet_lite", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large",
+                   "mobilenet_v3_small", "mobilenet_v4", "mobilenext", "shufflenet_v1",
+                   "shufflenet_v2", "squeezenet", "xception"]
     assert set(SMALL) == set(ALL)
 
 
