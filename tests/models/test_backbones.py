@@ -91,7 +91,7 @@ def test_backbone_computes_what_the_classifier_pools():
 def test_options_a_backbone_does_not_take_are_errors():
     with pytest.raises(ValueError, match=r"output_stride: squeezenet cannot dilate its last "
                                          r"stages \(only 32\); the families that can: "
-                                         r"mobilenet_v1, mobilenet_v2"):
+                                         r"efficientnet_lite, mobilenet_v1, mobilenet_v2"):
         build_backbone("squeezenet", output_stride=16)
     assert "last" in build_backbone("squeezenet", output_stride=32).output
     with pytest.raises(ValueError, match=r"unknown option\(s\) 'num_classes' for mobilenet_v2"):

@@ -113,7 +113,8 @@ def test_keras_file_round_trip(name, tmp_path):
 
 def test_unknown_model_lists_valid_names_and_suggests():
     with pytest.raises(ValueError, match=r"unknown model 'mobilenetv2'.*did you mean "
-                                         r"'mobilenet_v2'.*valid models: mobilenet_v1, "):
+                                         r"'mobilenet_v2'.*valid models: efficientnet_lite, "
+                                         r"mobilenet_v1, "):
         build_model("mobilenetv2")
 
 
