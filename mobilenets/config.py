@@ -88,6 +88,11 @@ class ModelConfig:
         None, "number of classes; empty for the data's (which it must match)", Range(1))
     dropout: float | None = option(None, "dropout before the classifier; empty for the "
                                    "family's reference value", Range(0, 1, high_open=True))
+    drop_path: float = option(
+        0.0, "stochastic depth: the largest rate at which a residual block is skipped in "
+        "training, rising linearly from 0 at the first block (MobileNetV2, V3, V4, MobileNeXt, "
+        "EfficientNet-Lite; off in inference, exported files and QAT)",
+        Range(0, 1, high_open=True))
     options: dict = option({}, "family options, e.g. {minimalistic: true} for MobileNetV3")
     padding: Literal["same", "symmetric"] = option(
         "same", "how strided layers pad: same (TensorFlow's; keras.applications' weights) or "
