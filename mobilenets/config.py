@@ -139,6 +139,20 @@ class DataConfig:
                                "height)", NON_NEGATIVE)
     erase_probability: float = option(
         0.0, "random erasing: the chance that an image gets a noise rectangle", FRACTION)
+    randaugment_ops: int = option(
+        0, "RandAugment (Cubuk et al., 2020): operations applied to each training image, each "
+        "chosen at random from the paper's 14 (0: off; the paper and timm: 2)", Range(0, 10))
+    randaugment_magnitude: float = option(
+        9.0, "RandAugment: strength on timm's 0-10 scale (each operation's strength drawn up "
+        "to it; 10: rotate 30 degrees, translate 45%; timm's MobileNetV3 recipe: 9)",
+        Range(0, 10))
+    mixup_alpha: float = option(
+        0.0, "MixUp (Zhang et al., 2018): images and labels of a batch blended by "
+        "Beta(alpha, alpha) weights (0: off; MobileNetV4's large recipes: 0.8)", NON_NEGATIVE)
+    cutmix_alpha: float = option(
+        0.0, "CutMix (Yun et al., 2019): a box of each image pasted from another, labels by "
+        "the pixels pasted, box area from Beta(alpha, alpha) (0: off; usual: 1.0); with "
+        "mixup_alpha too, each batch gets one of the two at even odds", NON_NEGATIVE)
     crop_fraction: float = option(
         0.875, "evaluation: central crop after resizing (1.0: no crop)",
         Range(0, 1, low_open=True))

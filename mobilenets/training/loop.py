@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from mobilenets import files, interrupts
-from mobilenets.data import pipeline
+from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
 from mobilenets.training.callbacks import (
@@ -83,6 +83,9 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         log.info("%d replicas in sync (%d worker(s)), global batch %d, %d per replica",
                  replicas, workers, batch, batch // replicas)
 
+    recipe = augment.describe(config.data)
+    if recipe:
+        log.info("augmentation: %s", recipe)
     freeze = config.train.freeze_backbone_epochs
     fine_tuning = freeze or config.train.backbone_lr_multiplier != 1.0
     backbone = task.backbone_layers(config.model) if fine_tuning else set()
