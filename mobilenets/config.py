@@ -212,6 +212,15 @@ class TrainConfig:
         False, "fine-tuning: when the backbone unfreezes, start the schedule (warmup "
         "included) again over the remaining epochs")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", FRACTION)
+    teacher: str = option(
+        "", "knowledge distillation: a trained classifier (.keras: any family, input size or "
+        "channels; a checkpoint becomes one by a run of 0 epochs from model.weights) whose "
+        "predictions the model also learns from; empty: off")
+    distill_weight: float = option(
+        0.5, "distillation: the weight of the teacher's term (the labels' is 1 - it)", FRACTION)
+    distill_temperature: float = option(
+        1.0, "distillation: the softmax temperature of both models' predictions in the "
+        "teacher's term", POSITIVE)
     weight_decay: float = option(4e-5, "weight decay of conv and dense kernels",
                                  NON_NEGATIVE)
     weight_decay_mode: Literal["l2", "decoupled"] = option(

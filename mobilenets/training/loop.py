@@ -21,6 +21,7 @@ from mobilenets import files, interrupts
 from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
+from mobilenets.training import distillation
 from mobilenets.training.callbacks import (
     Checkpointer,
     Guard,
@@ -90,6 +91,8 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     fine_tuning = freeze or config.train.backbone_lr_multiplier != 1.0
     backbone = task.backbone_layers(config.model) if fine_tuning else set()
     with strategy.scope():
+        teacher = distillation.load_teacher(config.train.teacher, num_classes) \
+            if config.train.teacher else None
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = config.train.bn_momentum
@@ -99,7 +102,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         else:
             trained = bridge.for_strategy(model, config.runtime.strategy)
         compile_model(trained, make_optimizer(config.train, steps_per_epoch, trained, backbone),
-                      task, config)
+                      task, config, teacher)
         if trained is not model or freeze:  # slots for every variable, whatever is frozen when
             trained.optimizer.build(trained.trainable_variables)
     if config.runtime.mixed_precision != "float32":
@@ -139,13 +142,13 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
 
             with strategy.scope():
                 fitted = qat.for_epoch(trained, epoch, config.qat)
-                compile_model(fitted, trained.optimizer, task, config)
+                compile_model(fitted, trained.optimizer, task, config, teacher)
         if freeze:  # the backbone frozen (BatchNorm in inference mode) before epoch `freeze`
             for layer in fitted.layers:
                 if layer.name.removeprefix("quant_") in backbone:
                     layer.trainable = epoch >= freeze
             with strategy.scope():
-                compile_model(fitted, trained.optimizer, task, config)
+                compile_model(fitted, trained.optimizer, task, config, teacher)
         with warnings.catch_warnings():
             # The training stream is endless, so "Your input ran out of data" can only come
             # from the first pass over the validation set, whose length Keras learns then
@@ -252,10 +255,16 @@ def worker_scratch(workdir, index):
     return path
 
 
-def compile_model(model, optimizer, task, config):
-    """Compiles with the task's loss and metrics, in the model's library (`bridge.api`)."""
+def compile_model(model, optimizer, task, config, teacher=None):
+    """Compiles with the task's loss and metrics, in the model's library (`bridge.api`); with
+    a `teacher`, the distillation loss (`distillation`) instead of the task's."""
     k = bridge.api(model)
-    model.compile(optimizer=optimizer, loss=task.loss(k, config.train), metrics=task.metrics(k),
+    loss = task.loss(k, config.train)
+    if teacher is not None:
+        loss = distillation.loss(model.output_shape[-1], config.train.label_smoothing,
+                                 config.train.distill_temperature, config.train.distill_weight)
+        distillation.attach(model, teacher)
+    model.compile(optimizer=optimizer, loss=loss, metrics=task.metrics(k),
                   jit_compile=config.runtime.jit_compile)
 
 

@@ -1,0 +1,95 @@
+"""Knowledge distillation (Hinton et al., 2015): the model learns from a trained teacher's
+predictions as well as from the labels.
+
+    loss = (1 - w) * CE(labels, student) + w * T^2 * KL(teacher_T || student_T)
+
+where CE is the task's cross-entropy (label smoothing included), `x_T` is softmax(logits / T),
+w is `train.distill_weight` and T `train.distill_temperature` (T^2 keeps the soft term's
+gradients the size of the hard term's, as the paper says). Both models output probabilities;
+softmax(log p / T) equals softmax(logits / T) (log p differs from the logits by a constant per
+image, which softmax ignores), so the tempered distributions are computed from them.
+
+The teacher runs in inference mode inside the training step, on the very images the student
+sees (augmented and mixed), under the same tf.distribute strategy; its predictions reach the
+loss appended to the labels (`attach`). Keras has no distillation API; timm's and Keras'
+examples subclass the model, which would change what is saved and checkpointed here.
+"""
+
+import logging
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from mobilenets.data.transforms import convert_channels
+from mobilenets.errors import UserError
+
+log = logging.getLogger("mobilenets")
+
+# The smallest float32 probability whose log is taken; log(0) is -inf. A probability this
+# small tempered by T >= 1 stays below 1e-38 ** (1 / T) of the largest: its term is nil.
+TINY = 1e-38
+
+
+def load_teacher(path, num_classes):
+    """The classifier saved at `path` (.keras), frozen; UserError if it is missing, does not
+    load, or predicts another number of classes. Call it in the strategy's scope."""
+    if not pathlib.Path(path).is_file():
+        raise UserError(f"train.teacher: {path} not found")
+    try:
+        teacher = keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
+        raise UserError(f"train.teacher: cannot load {path} as a Keras model ({error})") from None
+    shape = teacher.output_shape
+    if not isinstance(shape, tuple) or len(shape) != 2 or shape[-1] != num_classes:
+        raise UserError(f"train.teacher: {path} outputs shape {shape}; the student predicts "
+                        f"{num_classes} classes")
+    if len(teacher.input_shape) != 4 or None in teacher.input_shape[1:]:
+        raise UserError(f"train.teacher: {path} takes inputs of shape {teacher.input_shape}, "
+                        "not images of a fixed size")
+    teacher.trainable = False
+    log.info("train.teacher: %s (%s, %d parameters, input %s)", path, teacher.name,
+             teacher.count_params(), "x".join(map(str, teacher.input_shape[1:])))
+    return teacher
+
+
+def teacher_predictions(teacher, images):
+    """The teacher's class probabilities for a batch of student inputs ([0, 255] pixels),
+    resized (bilinear) to its input size and converted to its channels; no gradient."""
+    height, width, channels = teacher.input_shape[1:]
+    images = tf.cast(images, tf.float32)
+    if tuple(images.shape[1:3]) != (height, width):
+        images = tf.image.resize(images, (height, width))
+    images = convert_channels(images, channels)
+    return tf.stop_gradient(tf.cast(teacher(images, training=False), tf.float32))
+
+
+def loss(num_classes, label_smoothing, temperature, weight):
+    """The per-image distillation loss of `y_true` = [one-hot labels, teacher probabilities]
+    (concatenated, 2 x num_classes wide) and the student's probabilities `y_pred`."""
+    def distillation(y_true, y_pred):
+        y_pred = tf.cast(y_pred, tf.float32)
+        labels, teacher = y_true[:, :num_classes], y_true[:, num_classes:]
+        hard = keras.losses.categorical_crossentropy(labels, y_pred,
+                                                     label_smoothing=label_smoothing)
+        teacher_log = tf.nn.log_softmax(tf.math.log(tf.maximum(teacher, TINY)) / temperature)
+        student_log = tf.nn.log_softmax(tf.math.log(tf.maximum(y_pred, TINY)) / temperature)
+        soft = tf.reduce_sum(tf.exp(teacher_log) * (teacher_log - student_log), axis=-1)
+        return (1.0 - weight) * hard + weight * temperature**2 * soft
+
+    return distillation
+
+
+def attach(model, teacher):
+    """Makes `model`'s training and validation steps (Keras 3 or tf_keras) hand its compiled
+    loss the labels with the teacher's predictions appended; metrics still see the labels.
+
+    Keras calls `model.compute_loss(x, y, y_pred, ...)` from its steps; this instance's
+    method wraps the class's, so nothing changes in what is saved."""
+    original = type(model).compute_loss
+
+    def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
+        y = tf.concat([tf.cast(y, tf.float32), teacher_predictions(teacher, x)], axis=-1)
+        return original(model, x, y, y_pred, sample_weight, **kwargs)
+
+    model.compute_loss = compute_loss
