@@ -10,9 +10,9 @@ softmax(log p / T) equals softmax(logits / T) (log p differs from the logits by 
 image, which softmax ignores), so the tempered distributions are computed from them.
 
 The teacher runs in inference mode inside the training step, on the very images the student
-sees (augmented and mixed), under the same tf.distribute strategy; its predictions reach the
-loss appended to the labels (`attach`). Keras has no distillation API; timm's and Keras'
-examples subclass the model, which would change what is saved and checkpointed here.
+sees (augmented and mixed), under the same tf.distribute strategy (`attach`). Keras has no
+distillation API; Keras' example subclasses the model, which would change what is saved and
+checkpointed here.
 """
 
 import logging
@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from mobilenets.data.transforms import convert_channels
 from mobilenets.errors import UserError
+from mobilenets.quantization import bridge
 
 log = logging.getLogger("mobilenets")
 
@@ -64,32 +65,52 @@ def teacher_predictions(teacher, images):
     return tf.stop_gradient(tf.cast(teacher(images, training=False), tf.float32))
 
 
-def loss(num_classes, label_smoothing, temperature, weight):
-    """The per-image distillation loss of `y_true` = [one-hot labels, teacher probabilities]
-    (concatenated, 2 x num_classes wide) and the student's probabilities `y_pred`."""
-    def distillation(y_true, y_pred):
-        y_pred = tf.cast(y_pred, tf.float32)
-        labels, teacher = y_true[:, :num_classes], y_true[:, num_classes:]
-        hard = keras.losses.categorical_crossentropy(labels, y_pred,
-                                                     label_smoothing=label_smoothing)
-        teacher_log = tf.nn.log_softmax(tf.math.log(tf.maximum(teacher, TINY)) / temperature)
-        student_log = tf.nn.log_softmax(tf.math.log(tf.maximum(y_pred, TINY)) / temperature)
-        soft = tf.reduce_sum(tf.exp(teacher_log) * (teacher_log - student_log), axis=-1)
-        return (1.0 - weight) * hard + weight * temperature**2 * soft
-
-    return distillation
+def per_image_loss(labels, teacher, student, label_smoothing, temperature, weight):
+    """The distillation loss of each image, from one-hot (or mixed) `labels` and the two
+    models' probabilities."""
+    student = tf.cast(student, tf.float32)
+    hard = keras.losses.categorical_crossentropy(labels, student, label_smoothing=label_smoothing)
+    return (1.0 - weight) * hard + weight * temperature**2 * soft_term(teacher, student,
+                                                                       temperature)
 
 
-def attach(model, teacher):
-    """Makes `model`'s training and validation steps (Keras 3 or tf_keras) hand its compiled
-    loss the labels with the teacher's predictions appended; metrics still see the labels.
+def soft_term(teacher, student, temperature):
+    """KL(teacher_T || student_T) of each image, from the two models' probabilities."""
+    teacher = tf.cast(teacher, tf.float32)
+    teacher_log = tf.nn.log_softmax(tf.math.log(tf.maximum(teacher, TINY)) / temperature)
+    student_log = tf.nn.log_softmax(tf.math.log(tf.maximum(student, TINY)) / temperature)
+    return tf.reduce_sum(tf.exp(teacher_log) * (teacher_log - student_log), axis=-1)
 
-    Keras calls `model.compute_loss(x, y, y_pred, ...)` from its steps; this instance's
-    method wraps the class's, so nothing changes in what is saved."""
+
+def attach(model, teacher, train_config):
+    """Makes `model`'s training and validation steps (Keras 3 or tf_keras) add the teacher's
+    term to its compiled loss (the task's cross-entropy, plus regularization):
+
+        loss = compiled + mean(per_image_loss - cross-entropy)
+
+    which is the distillation loss with the compiled cross-entropy standing for its hard term
+    (the same Keras function), scaled per replica as Keras scales the compiled loss (as a
+    regularization term in tf_keras, whose logged loss is its compiled loss's). The model stays
+    compiled with the task's loss, so the files saved from it load anywhere.
+
+    Keras calls `model.compute_loss(x, y, y_pred, ...)` from its steps; this instance's method
+    takes the class's place."""
+    smoothing = train_config.label_smoothing
+    temperature, weight = train_config.distill_temperature, train_config.distill_weight
+    keras3 = bridge.api(model) is keras
     original = type(model).compute_loss
 
     def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
-        y = tf.concat([tf.cast(y, tf.float32), teacher_predictions(teacher, x)], axis=-1)
-        return original(model, x, y, y_pred, sample_weight, **kwargs)
+        labels, student = tf.cast(y, tf.float32), tf.cast(y_pred, tf.float32)
+        hard = keras.losses.categorical_crossentropy(labels, student,
+                                                     label_smoothing=smoothing)
+        mixed = per_image_loss(labels, teacher_predictions(teacher, x), student, smoothing,
+                               temperature, weight)
+        extra = tf.reduce_mean(mixed - hard)
+        if keras3:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            return original(model, x, y, y_pred, sample_weight, **kwargs) + extra / replicas
+        return model.compiled_loss(y, y_pred, sample_weight,
+                                   regularization_losses=[*model.losses, extra])
 
     model.compute_loss = compute_loss

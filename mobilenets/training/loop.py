@@ -257,15 +257,12 @@ def worker_scratch(workdir, index):
 
 def compile_model(model, optimizer, task, config, teacher=None):
     """Compiles with the task's loss and metrics, in the model's library (`bridge.api`); with
-    a `teacher`, the distillation loss (`distillation`) instead of the task's."""
+    a `teacher`, its term is added to the loss (`distillation.attach`)."""
     k = bridge.api(model)
-    loss = task.loss(k, config.train)
-    if teacher is not None:
-        loss = distillation.loss(model.output_shape[-1], config.train.label_smoothing,
-                                 config.train.distill_temperature, config.train.distill_weight)
-        distillation.attach(model, teacher)
-    model.compile(optimizer=optimizer, loss=loss, metrics=task.metrics(k),
+    model.compile(optimizer=optimizer, loss=task.loss(k, config.train), metrics=task.metrics(k),
                   jit_compile=config.runtime.jit_compile)
+    if teacher is not None:
+        distillation.attach(model, teacher, config.train)
 
 
 def quantization_aware(model, config, data):

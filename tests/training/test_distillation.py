@@ -34,17 +34,15 @@ def test_loss_on_a_known_case():
     labels = np.array([[1.0, 0, 0], [0, 0, 1.0]])
     student = np.array([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]])
     teacher = np.array([[0.7, 0.2, 0.1], [0.2, 0.2, 0.6]])
-    fn = distillation.loss(3, 0.0, 1.0, 0.5)
-    y_true = tf.constant(np.concatenate([labels, teacher], axis=1), tf.float32)
-    got = fn(y_true, tf.constant(student, tf.float32)).numpy()
+    got = distillation.per_image_loss(tf.constant(labels, tf.float32), tf.constant(teacher),
+                                      tf.constant(student, tf.float32), 0.0, 1.0, 0.5).numpy()
     # T = 1, no smoothing: 0.5 * -log p_label + 0.5 * KL, written out for the first image
     kl = 0.7 * np.log(0.7 / 0.5) + 0.2 * np.log(0.2 / 0.3) + 0.1 * np.log(0.1 / 0.2)
     assert got[0] == pytest.approx(0.5 * -np.log(0.5) + 0.5 * kl, rel=1e-5)
     np.testing.assert_allclose(got, hand_loss(labels, student, teacher, 0, 1, 0.5), rtol=1e-5)
     # the teacher agreeing with the student leaves the hard term, scaled
-    same = distillation.loss(3, 0.1, 4.0, 0.3)(
-        tf.constant(np.concatenate([labels, student], axis=1), tf.float32),
-        tf.constant(student, tf.float32)).numpy()
+    same = distillation.per_image_loss(tf.constant(labels, tf.float32), tf.constant(student),
+                                       tf.constant(student, tf.float32), 0.1, 4.0, 0.3).numpy()
     np.testing.assert_allclose(same, 0.7 * hand_loss(labels, student, student, 0.1, 1, 0),
                                rtol=1e-5)
 
@@ -88,7 +86,8 @@ def test_a_qat_student_learns_from_a_float_teacher(tmp_path):
     teacher.save(tmp_path / "teacher.keras")
     quantized = qat.quantize(build_model("mobilenet_v2", alpha=0.35, input_shape=(32, 32, 3),
                                          num_classes=4, include_preprocessing=True))
-    quantized(np.zeros((1, 32, 32, 3), np.float32), training=True)  # ranges from [-6, 6]...
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    quantized(x, training=True)  # ranges from tfmot's [-6, 6] to the data's...
     # ...then fixed, as QAT's last phase runs: the model computes alike at every call
     student = qat.for_epoch(quantized, 0, QatConfig(enabled=True, freeze_ranges_after_epochs=0))
     config = Config()
@@ -97,7 +96,6 @@ def test_a_qat_student_learns_from_a_float_teacher(tmp_path):
     import tf_keras
 
     compile_model(student, tf_keras.optimizers.SGD(0.0), Classification(), config, loaded)
-    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     labels = np.eye(4, dtype=np.float32)
     student_out = student(x, training=True).numpy().astype(np.float64)
     teacher_out = teacher(x, training=False).numpy().astype(np.float64)
