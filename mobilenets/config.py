@@ -153,6 +153,9 @@ class DataConfig:
         0.0, "CutMix (Yun et al., 2019): a box of each image pasted from another, labels by "
         "the pixels pasted, box area from Beta(alpha, alpha) (0: off; usual: 1.0); with "
         "mixup_alpha too, each batch gets one of the two at even odds", NON_NEGATIVE)
+    mix_probability: float = option(
+        1.0, "MixUp / CutMix: the fraction of batches mixed (the others are left as they are)",
+        FRACTION)
     crop_fraction: float = option(
         0.875, "evaluation: central crop after resizing (1.0: no crop)",
         Range(0, 1, low_open=True))

@@ -89,14 +89,25 @@ def rand_augment(image, seed, ops, count):
 class BatchMixer:
     """MixUp and / or CutMix of batches of images (float [0, 255]) and their one-hot (or
     smoothed) labels, as the data section `config` asks; with both, each batch gets one of
-    the two at even odds (timm's switch probability 0.5). Made once per stream (Keras' MixUp
-    layer cannot be made inside a tf.data function)."""
+    the two at even odds (timm's switch probability 0.5); `mix_probability` of the batches are
+    mixed. Made once per stream (Keras' MixUp layer cannot be made inside a tf.data
+    function)."""
 
     def __init__(self, config):
         self.mixup = keras.layers.MixUp(alpha=config.mixup_alpha) if config.mixup_alpha else None
         self.cutmix_alpha = config.cutmix_alpha
+        self.probability = config.mix_probability
 
     def __call__(self, images, labels, seed):
+        """The batch mixed, or as it is for the (1 - mix_probability) of batches left alone."""
+        if self.probability >= 1.0:
+            return self.mix(images, labels, seed)
+        mixed = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(
+            seed, 1)) < self.probability
+        return tf.cond(mixed, lambda: self.mix(images, labels, seed),
+                       lambda: (images, labels))
+
+    def mix(self, images, labels, seed):
         seeds = tf.random.experimental.stateless_split(seed, 3)
         if self.mixup and self.cutmix_alpha:
             use_cutmix = tf.random.stateless_uniform([], seeds[0]) < 0.5
@@ -172,5 +183,7 @@ def describe(config):
         parts.append(f"CutMix alpha {config.cutmix_alpha:g}")
     if config.mixup_alpha and config.cutmix_alpha:
         parts.append("one of the two per batch")
+    if enabled(config) and config.mix_probability < 1.0:
+        parts.append(f"on {config.mix_probability:.0%} of the batches")
     return ", ".join(parts) or None
 

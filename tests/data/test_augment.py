@@ -68,6 +68,18 @@ def test_mixer_picks_one_of_the_two_per_batch_and_is_a_function_of_the_seed():
     assert kinds == {"cutmix", "mixup"}
 
 
+def test_mix_probability_leaves_the_other_batches_alone():
+    images, labels = constant_batch()
+    mix = augment.BatchMixer(DataConfig(cutmix_alpha=1.0, mix_probability=0.3))
+    untouched = 0
+    for n in range(40):
+        mixed, targets = mix(images, labels, seed(n))
+        if np.array_equal(targets, labels):
+            np.testing.assert_array_equal(mixed, images)
+            untouched += 1
+    assert 18 <= untouched <= 38  # about 70% of 40; a CutMix box may also be empty
+
+
 @pytest.mark.parametrize("channels", [3, 1])
 def test_rand_augment_is_a_function_of_the_seed(channels):
     image = tf.constant(np.random.default_rng(0).uniform(0, 255, (24, 24, channels)),
