@@ -5,11 +5,12 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from mobilenets import data as data_lib
 from mobilenets.config import DataConfig
-from mobilenets.data import coco, scenes
+from mobilenets.data import box_transforms, coco, scenes
 from mobilenets.errors import UserError
 
 
@@ -112,3 +113,48 @@ def test_not_json_and_missing_file(tmp_path):
         coco.read(tmp_path / "bad.json")
     with pytest.raises(UserError, match="annotation file not found: .*none.json"):
         coco.read(tmp_path / "none.json")
+
+
+def test_box_aware_crop_and_flip_keep_boxes_on_their_objects(items):
+    """Each object's pixels carry its instance number in an extra channel that goes through the
+    same crop and flip: every kept box holds all of its object's remaining pixels, within the
+    image."""
+    images, labels = items
+    kept_total = 0
+    for seed in range(12):
+        image, boxes, classes, mask = scenes.make_scene(images, labels,
+                                                        np.random.default_rng(seed))
+        instances = np.zeros(mask.shape, np.uint8)
+        for number, (ymin, xmin, ymax, xmax) in enumerate(boxes.astype(int), 1):
+            instances[ymin:ymax, xmin:xmax][mask[ymin:ymax, xmin:xmax] > 0] = number
+        stacked = tf.constant(np.dstack([image, instances]))
+        numbers = tf.range(1, len(boxes) + 1)
+        cropped, kept, kept_numbers = box_transforms.random_crop(
+            stacked, tf.constant(boxes / 96), numbers, tf.constant([seed, 0], tf.int64))
+        flipped, kept = box_transforms.random_flip(cropped, kept, tf.constant([seed, 1],
+                                                                              tf.int64))
+        out, kept, kept_numbers = flipped.numpy(), kept.numpy(), kept_numbers.numpy()
+        height, width = out.shape[:2]
+        assert ((kept >= 0) & (kept <= 1)).all()
+        for box, number in zip(kept, kept_numbers):
+            rows, cols = np.nonzero(out[..., 3] == number)
+            if rows.size:  # the box in pixel edges holds every pixel left of its object
+                top, left, bottom, right = box * [height, width, height, width]
+                assert top <= rows.min() + 1e-3 and rows.max() + 1 <= bottom + 1e-3
+                assert left <= cols.min() + 1e-3 and cols.max() + 1 <= right + 1e-3
+        kept_total += len(kept)
+    assert kept_total > 10
+    empty, no_boxes, no_classes = box_transforms.random_crop(
+        tf.zeros((40, 50, 3)), tf.zeros((0, 4)), tf.zeros((0,), tf.int32),
+        tf.constant([1, 2], tf.int64))
+    assert no_boxes.shape == (0, 4) and no_classes.shape == (0,) and empty.shape[2] == 3
+
+
+def test_crop_keeps_the_objects_whose_centre_is_inside_clipped_to_the_window():
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3],    # centre (0.2, 0.2): outside the window
+                      [0.4, 0.4, 0.8, 0.9],    # inside, its right part cut
+                      [0.5, 0.5, 0.6, 0.6]])   # inside whole
+    kept, classes = box_transforms.crop_boxes(boxes, tf.constant([1, 2, 3]),
+                                              tf.constant([0.25, 0.25, 0.75, 0.75]))
+    np.testing.assert_array_equal(classes, [2, 3])
+    np.testing.assert_allclose(kept, [[0.3, 0.3, 1.0, 1.0], [0.5, 0.5, 0.7, 0.7]], atol=1e-6)
