@@ -22,7 +22,7 @@ class AnchorSpec:
 
     def boxes_per_location(self, maps):
         """(scale, aspect ratio) of each box at one location of each of `maps` feature maps."""
-        scales = [self.min_scale + (self.max_scale - self.min_scale) * i / (maps - 1)
+        scales = [self.min_scale + (self.max_scale - self.min_scale) * i / max(maps - 1, 1)
                   for i in range(maps)] + [1.0]
         layers = []
         for i in range(maps):

@@ -7,7 +7,15 @@ import pytest
 import tensorflow as tf
 
 from mobilenets.models.profile import profile
-from mobilenets.tasks.detection import anchors, boxes, losses, ssdlite, targets
+from mobilenets.tasks.detection import (
+    anchors,
+    boxes,
+    evaluation,
+    losses,
+    postprocess,
+    ssdlite,
+    targets,
+)
 
 SSD300 = [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)]
 
@@ -128,3 +136,39 @@ def test_outputs_line_up_with_the_anchors_at_any_size():
     count = len(anchors.generate(ssdlite.grid_sizes(model)))
     out = model(tf.zeros((2, 64, 64, 3)))
     assert out["boxes"].shape == (2, count, 4) and out["classes"].shape == (2, count, 4)
+
+
+def test_detections_decode_and_suppress_duplicates():
+    grid = [(2, 2)]
+    spec = anchors.AnchorSpec(reduce_first=False, aspect_ratios=(1.0,))
+    anchor_boxes = anchors.generate(grid, spec)  # 4 locations x 2 boxes
+    target = np.array([0.1, 0.1, 0.45, 0.45], np.float32)
+    codes = boxes.encode(np.tile(target, (len(anchor_boxes), 1)), anchor_boxes).numpy()
+    logits = np.full((len(anchor_boxes), 3), -5.0, np.float32)
+    logits[:, 2] = 5.0  # every anchor says: class 1 at the same box
+    found, scores, classes, count = postprocess.detect(codes[None], logits[None], anchor_boxes)
+    # 8 anchors, one box: per class, one detection is left (class 0's with a tiny score)
+    assert int(count[0]) == 2
+    np.testing.assert_allclose(found[0, :2], [target, target], atol=1e-5)
+    np.testing.assert_array_equal(classes[0, :2], [1, 0])
+    total = np.exp(5) + 2 * np.exp(-5)
+    np.testing.assert_allclose(scores[0, :2], [np.exp(5) / total, np.exp(-5) / total], rtol=1e-4)
+
+
+def test_coco_map_on_known_cases():
+    truth = [(np.array([[0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]]), np.array([0, 1]))]
+    sizes = [(100, 100)]
+    perfect = [(truth[0][0], np.array([0.9, 0.8]), truth[0][1])]
+    result = evaluation.coco_map(truth, perfect, sizes, ["a", "b"])
+    assert result["map"] == pytest.approx(1.0)
+    assert result["per_class"] == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}
+    # class a's box 20% taller than the truth: IoU 1 / 1.2 = 0.833, matched at IoU 0.5 to
+    # 0.8 (7 of COCO's 10 thresholds); class b missed
+    taller = [(np.array([[0.1, 0.1, 0.58, 0.5]]), np.array([0.9]), np.array([0]))]
+    result = evaluation.coco_map(truth, taller, sizes, ["a", "b"])
+    assert result["per_class"]["a"] == pytest.approx(0.7, abs=1e-6)
+    assert result["per_class"]["b"] == pytest.approx(0.0)
+    assert result["map50"] == pytest.approx(0.5) and result["map"] == pytest.approx(0.35)
+    none = evaluation.coco_map(truth, [(np.zeros((0, 4)), np.zeros(0), np.zeros(0))], sizes,
+                               ["a", "b"])
+    assert none["map"] == 0.0
