@@ -51,11 +51,21 @@ def build(name, num_classes, *, input_shape=(320, 320, 3), anchors=AnchorSpec(),
     for index, (feature, count) in enumerate(zip(maps, counts, strict=True)):
         boxes.append(predictor(feature, count, 4, name=f"box{index}"))
         classes.append(predictor(feature, count, num_classes + 1, name=f"class{index}"))
-    outputs = {
-        "boxes": layers.Concatenate(axis=1, name="boxes")(boxes),
-        "classes": layers.Concatenate(axis=1, name="classes", dtype="float32")(classes),
-    }
+    outputs = {"boxes": concatenate(boxes, name="boxes"),
+               "classes": concatenate(classes, name="classes", dtype="float32")}
     return keras.Model(backbone.input, outputs, name=f"ssdlite_{backbone.name}")
+
+
+def concatenate(tensors, *, name, dtype=None, most=4):
+    """The tensors joined along the anchors, by Concatenate layers of at most `most` inputs
+    each: XNNPACK runs a concatenation of up to 4 (a 6-input one would leave it)."""
+    groups = [tensors[i:i + most] for i in range(0, len(tensors), most)]
+    if len(groups) == 1:
+        return layers.Concatenate(axis=1, name=name, dtype=dtype)(tensors)
+    parts = [group[0] if len(group) == 1 else
+             layers.Concatenate(axis=1, name=f"{name}_{index}", dtype=dtype)(group)
+             for index, group in enumerate(groups)]
+    return concatenate(parts, name=name, dtype=dtype, most=most)
 
 
 def predictor(x, anchors, values, *, name):
