@@ -9,8 +9,6 @@ Detection API exports its SSD models). The model's variables are frozen to const
 converter's own freezing inlines functions and would lose the marked one.
 """
 
-import tempfile
-
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import (  # noqa: TID251 - see above
@@ -20,6 +18,7 @@ from tensorflow.python.framework.convert_to_constants import (  # noqa: TID251 -
 from mobilenets.tasks.detection import anchors as anchor_lib
 from mobilenets.tasks.detection import boxes as box_ops
 from mobilenets.tasks.detection import postprocess, ssdlite
+from mobilenets.tflite import xnnpack
 
 
 def postprocess_signature(num_classes, max_detections, iou_threshold, score_threshold):
@@ -69,20 +68,24 @@ def serving_function(model, spec=anchor_lib.AnchorSpec(),
 
 def to_tflite(model, mode="float32", representative_dataset=None, **options):
     """The .tflite bytes of SSDLite `model` with the post-process op (`serving_function`'s
-    options). `mode` "float32", or "int8" (int8 weights and activations calibrated on
-    `representative_dataset`, float input and outputs; the post-process op runs in float)."""
+    options). `mode` "float32", or "int8": int8 weights and activations calibrated on
+    `representative_dataset`, uint8 pixel input when the model takes [0, 255] pixels (else
+    float), float outputs; the scores' softmax and the post-process op run in float, everything
+    else in int8 inside XNNPACK (`xnnpack.rewire_int8`)."""
+    serve = serving_function(model, **options)
     holder = tf.Module()
-    holder.serve = serving_function(model, **options)
-    with tempfile.TemporaryDirectory() as folder:
-        tf.saved_model.save(holder, folder,
-                            signatures={"serving_default": holder.serve.get_concrete_function()})
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        converter.allow_custom_ops = True
-        if mode == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative_dataset
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
-        elif mode != "float32":
-            raise ValueError(f"mode must be float32 or int8, got {mode!r}")
+    holder.serve = serve
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()],
+                                                                holder)
+    converter.allow_custom_ops = True
+    if mode == "float32":
         return converter.convert()
+    if mode != "int8":
+        raise ValueError(f"mode must be float32 or int8, got {mode!r}")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    # the post-process op is a custom op: the builtins' float kernels stay allowed around it
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+    pixels = any(layer.name == "preprocess" for layer in model.layers)  # include_preprocessing
+    return xnnpack.rewire_int8(converter.convert(), pixels_input=pixels, float_softmax=True)

@@ -1,6 +1,7 @@
 """SSDLite's .tflite files: the post-process op at the end, everything before it in one
 XNNPACK partition, detections equal to the model's own decoded and suppressed outputs."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -59,3 +60,24 @@ def test_float_file_finds_the_models_best_detection(model, seed):
     np.testing.assert_allclose(boxes[0], ours_boxes[0], atol=1e-4)
     assert classes[0] == ours_classes[0]
     assert scores[0] == pytest.approx(ours_scores[0], rel=1e-4)
+
+
+def test_int8_file_takes_camera_bytes_and_runs_whole_in_xnnpack_up_to_the_post_process_op():
+    model = ssdlite.build("mobilenet_v3_small", 3, input_shape=(64, 64, 3), alpha=0.5)
+    rng = np.random.default_rng(4)
+    images = rng.uniform(0, 255, (16, 64, 64, 3)).astype(np.float32)
+    for layer in model.layers:  # BatchNorm statistics of real inputs, as training leaves them
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(images, training=True)
+
+    def calibration():
+        for image in images:
+            yield [image[None]]
+
+    content = export.to_tflite(model, "int8", calibration, max_detections=10)
+    assert xnnpack.delegate_partitions(content) == (1, ["TFLite_Detection_PostProcess"])
+    interpreter = Interpreter(model_content=content)
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    ops = [op["op_name"] for op in compat.ops_details(interpreter)]
+    assert ops[-2:] == ["SOFTMAX", "TFLite_Detection_PostProcess"]
