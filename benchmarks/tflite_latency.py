@@ -1,6 +1,7 @@
 """TFLite latency, size and XNNPACK partitions: our exports next to keras.applications'.
 
-    python benchmarks/tflite_latency.py [--size 224] [--runs 50] [--json out.json]
+    python benchmarks/tflite_latency.py [--part compare|families|papers|all] [--size 224]
+                                        [--runs 50] [--json out.json]
 
 Part 1 (`compare`): MobileNetV1, V2, V3 Large and V3 Small from keras.applications and from
 mobilenets, with the same weights (random, He-scaled, BatchNorm statistics taken from real
@@ -11,6 +12,9 @@ the usual way (the TFLite converter, full-integer PTQ with int8 input and output
 one process, interleaved, one model at a time.
 
 Part 2 (`families`): every family of the zoo in every export mode, 1 and 2 threads.
+
+Part 3 (`papers`): MobileNetV4 Conv-S/M/L and EfficientNet-Lite0-4 at their papers'
+resolutions, float32 and int8, 1 thread.
 
 Latency: LiteRT interpreter with its default XNNPACK delegate, batch 1, median and 90th
 percentile of `--runs` invokes after 5 warm-up runs. Absolute times on a shared 2-core machine
@@ -178,11 +182,45 @@ def families(size, runs):
     return rows
 
 
+# MobileNetV4 and EfficientNet-Lite at the resolutions their papers (and timm's weights) use.
+PAPER_RESOLUTIONS = [
+    ("mobilenet_v4", {"variant": "conv_small"}, 224),
+    ("mobilenet_v4", {"variant": "conv_medium"}, 256),
+    ("mobilenet_v4", {"variant": "conv_large"}, 384),
+    *[("efficientnet_lite", {"variant": f"lite{i}"}, size)
+      for i, size in enumerate((224, 240, 260, 280, 300))],
+]
+
+
+def papers(runs):
+    """float32 and int8 latency (1 thread) of MobileNetV4 and EfficientNet-Lite at their
+    papers' resolutions, the two modes of one model timed together."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for name, options, size in PAPER_RESOLUTIONS:
+        images = pixels(size, 16)
+        model = build_model(name, input_shape=(size, size, 3), include_preprocessing=True,
+                            **options)
+        randomize(model, rng, images)
+        contents = [export_tflite(model, mode, calibration(images)) for mode in ("float32",
+                                                                                  "int8")]
+        timed = time_together(contents, 1, runs)
+        for mode, content, (median, p90) in zip(("float32", "int8"), contents, timed):
+            rows.append({"model": f"{name} {options['variant']}", "size": size, "mode": mode,
+                         "threads": 1, "median_ms": median, "p90_ms": p90, **describe(content)})
+        float_row, int8_row = rows[-2:]
+        print(f"{float_row['model']:32s} {size} float32 {float_row['median_ms']:8.2f} ms, int8 "
+              f"{int8_row['median_ms']:8.2f} ms ({int8_row['partitions']} partition(s)), "
+              f"{int8_row['size_mb']} MB", flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--part", choices=["compare", "families", "all"], default="all")
+    parser.add_argument("--part", choices=["compare", "families", "papers", "all"],
+                        default="all")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     results = provenance.stamp()
@@ -190,6 +228,8 @@ def main():
         results["compare"] = compare(args.size, args.runs)
     if args.part in ("families", "all"):
         results["families"] = families(args.size, args.runs)
+    if args.part in ("papers", "all"):
+        results["papers"] = papers(args.runs)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

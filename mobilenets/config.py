@@ -88,6 +88,11 @@ class ModelConfig:
         None, "number of classes; empty for the data's (which it must match)", Range(1))
     dropout: float | None = option(None, "dropout before the classifier; empty for the "
                                    "family's reference value", Range(0, 1, high_open=True))
+    drop_path: float = option(
+        0.0, "stochastic depth: the largest rate at which a residual block is skipped in "
+        "training, rising linearly from 0 at the first block (MobileNetV2, V3, V4, MobileNeXt, "
+        "EfficientNet-Lite; off in inference, exported files and QAT)",
+        Range(0, 1, high_open=True))
     options: dict = option({}, "family options, e.g. {minimalistic: true} for MobileNetV3")
     padding: Literal["same", "symmetric"] = option(
         "same", "how strided layers pad: same (TensorFlow's; keras.applications' weights) or "
@@ -134,6 +139,23 @@ class DataConfig:
                                "height)", NON_NEGATIVE)
     erase_probability: float = option(
         0.0, "random erasing: the chance that an image gets a noise rectangle", FRACTION)
+    randaugment_ops: int = option(
+        0, "RandAugment (Cubuk et al., 2020): operations applied to each training image, each "
+        "chosen at random from the paper's 14 (0: off; the paper and timm: 2)", Range(0, 10))
+    randaugment_magnitude: float = option(
+        9.0, "RandAugment: strength on timm's 0-10 scale (each operation's strength drawn up "
+        "to it; 10: rotate 30 degrees, translate 45%; timm's MobileNetV3 recipe: 9)",
+        Range(0, 10))
+    mixup_alpha: float = option(
+        0.0, "MixUp (Zhang et al., 2018): images and labels of a batch blended by "
+        "Beta(alpha, alpha) weights (0: off; MobileNetV4's large recipes: 0.8)", NON_NEGATIVE)
+    cutmix_alpha: float = option(
+        0.0, "CutMix (Yun et al., 2019): a box of each image pasted from another, labels by "
+        "the pixels pasted, box area from Beta(alpha, alpha) (0: off; usual: 1.0); with "
+        "mixup_alpha too, each batch gets one of the two at even odds", NON_NEGATIVE)
+    mix_probability: float = option(
+        1.0, "MixUp / CutMix: the fraction of batches mixed (the others are left as they are)",
+        FRACTION)
     crop_fraction: float = option(
         0.875, "evaluation: central crop after resizing (1.0: no crop)",
         Range(0, 1, low_open=True))
@@ -193,6 +215,15 @@ class TrainConfig:
         False, "fine-tuning: when the backbone unfreezes, start the schedule (warmup "
         "included) again over the remaining epochs")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", FRACTION)
+    teacher: str = option(
+        "", "knowledge distillation: a trained classifier (.keras: any family, input size or "
+        "channels; a checkpoint becomes one by a run of 0 epochs from model.weights) whose "
+        "predictions the model also learns from; empty: off")
+    distill_weight: float = option(
+        0.5, "distillation: the weight of the teacher's term (the labels' is 1 - it)", FRACTION)
+    distill_temperature: float = option(
+        1.0, "distillation: the softmax temperature of both models' predictions in the "
+        "teacher's term", POSITIVE)
     weight_decay: float = option(4e-5, "weight decay of conv and dense kernels",
                                  NON_NEGATIVE)
     weight_decay_mode: Literal["l2", "decoupled"] = option(

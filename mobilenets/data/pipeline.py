@@ -10,8 +10,13 @@ decoding the skipped ones.
 import numpy as np
 import tensorflow as tf
 
+from mobilenets.data import augment
 from mobilenets.data.splits import RecordSplit
 from mobilenets.data.transforms import client_transform, eval_transform, train_transform
+
+# Folded into a batch's seed (with its pipeline's index): the images' seeds are
+# [seed, position], a batch's [seed, step] folded with this, so the two never coincide.
+MIX_STREAM = 1000
 
 
 def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
@@ -32,17 +37,30 @@ def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
     if shard[0] > 1:
         stream = stream.shard(*shard)
 
+    ops = augment.rand_augment_ops(config.randaugment_magnitude) if config.randaugment_ops \
+        else None
+
     def element(position, item):
         image, label = load(item)
         image = train_transform(image, tf.stack([tf.cast(seed, tf.int64), position]), shape,
-                                config)
+                                config, ops)
         return image, target(label)
 
     stream = stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if config.corrupt_images == "skip":
         stream = stream.ignore_errors(log_warning=True)
-    return stream.batch(replica_batch or batch_size // shard[0],
-                        drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    batches = stream.batch(replica_batch or batch_size // shard[0], drop_remainder=True)
+    if augment.enabled(config):  # each pipeline's batch at a global step: one seed
+        mix = augment.BatchMixer(config)
+
+        def mixed(step, batch):
+            batch_seed = tf.random.experimental.stateless_fold_in(
+                tf.stack([tf.cast(seed, tf.int64), step]), MIX_STREAM + shard[1])
+            return mix(*batch, batch_seed)
+
+        batches = tf.data.Dataset.zip(tf.data.Dataset.range(start_step, 2**62), batches).map(
+            mixed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(split, config, shape, target, batch_size):

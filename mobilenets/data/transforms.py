@@ -5,6 +5,8 @@ Images leave as float32 pixels in [0, 255]; normalization is inside the model.
 
 import tensorflow as tf
 
+from mobilenets.data import augment
+
 
 def convert_channels(image, channels):
     """Gray to RGB or RGB to gray, for arrays whose channel count is known statically."""
@@ -26,8 +28,9 @@ def _fit(image, height, width, small_images):
     return tf.image.resize(image, (height, width))
 
 
-def train_transform(image, seed, shape, config):
-    """Augments one uint8 image with stateless ops seeded by `seed` (a [2] int tensor)."""
+def train_transform(image, seed, shape, config, rand_augment_ops=None):
+    """Augments one uint8 image with stateless ops seeded by `seed` (a [2] int tensor);
+    RandAugment with `rand_augment_ops` (`augment.rand_augment_ops`) when the config asks."""
     height, width, _ = shape
     image = tf.cast(image, tf.float32)
     seeds = tf.random.experimental.stateless_split(seed, 3)
@@ -45,6 +48,10 @@ def train_transform(image, seed, shape, config):
             image = tf.image.stateless_random_crop(image, (height, width, shape[2]), seeds[0])
     if config.augment != "none":
         image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    if config.randaugment_ops:  # after the crop and flip, before erasing: as timm
+        image = augment.rand_augment(tf.ensure_shape(image, shape),
+                                     tf.random.experimental.stateless_fold_in(seed, 3),
+                                     rand_augment_ops, config.randaugment_ops)
     if config.erase_probability > 0:
         image = random_erase(image, seeds[2], config.erase_probability)
     return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)

@@ -11,7 +11,7 @@ import dataclasses
 import math
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import conv_bn, inverted_residual, make_divisible
+from mobilenets.models.layers import conv_bn, drop_path_rates, inverted_residual, make_divisible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +47,11 @@ HEAD_CHANNELS = 1280
 BN_MOMENTUM = 0.99
 
 
-def build(common, *, variant="lite0", alpha=1.0, output_stride=32):
+def build(common, *, variant="lite0", alpha=1.0, output_stride=32, drop_path=0.0):
     """EfficientNet-Lite `variant` (lite0-lite4) at `common`'s input size (the variant's own
-    resolution is in `VARIANTS`); `alpha` multiplies the variant's width (stem and head stay)."""
+    resolution is in `VARIANTS`); `alpha` multiplies the variant's width (stem and head stay);
+    `drop_path`: the largest stochastic-depth rate (`layers.drop_path_rates`; the reference
+    code's drop_connect_rate, 0.2)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     if alpha <= 0:
@@ -62,17 +64,19 @@ def build(common, *, variant="lite0", alpha=1.0, output_stride=32):
     x = conv_bn(x, STEM_CHANNELS, 3, strides=strides, activation_kind="relu6",
                 bn_momentum=BN_MOMENTUM, name="stem")
     features.add(x)
+    repeats = [stage.n if number in (0, len(B0) - 1) else math.ceil(stage.n * depth)
+               for number, stage in enumerate(B0)]  # the first and last stages are not deepened
+    rates = drop_path_rates(drop_path, sum(repeats))
     index = 0
-    for number, stage in enumerate(B0):
-        fixed = number in (0, len(B0) - 1)
-        repeats = stage.n if fixed else math.ceil(stage.n * depth)
+    for stage, repeat_count in zip(B0, repeats):
         filters = make_divisible(stage.c * width)
-        for repeat in range(repeats):
+        for repeat in range(repeat_count):
             strides, dilation = features.stride(stage.s if repeat == 0 else 1)
             x = inverted_residual(
                 x, expanded=make_divisible(x.shape[-1] * stage.e), filters=filters,
                 kernel_size=stage.k, strides=strides, dilation=dilation,
-                activation_kind="relu6", bn_momentum=BN_MOMENTUM, name=f"block{index}")
+                activation_kind="relu6", bn_momentum=BN_MOMENTUM, drop_path=rates[index],
+                name=f"block{index}")
             features.add(x)
             index += 1
     x = conv_bn(x, HEAD_CHANNELS, 1, activation_kind="relu6", bn_momentum=BN_MOMENTUM,

@@ -250,12 +250,34 @@ def squeeze_excite(x, se_channels, *, name):
     return layers.Multiply(name=f"{name}_excite")([x, s])
 
 
+def drop_path_rates(drop_path, blocks):
+    """The drop-path rate of each of `blocks` blocks: 0 for the first, rising linearly towards
+    `drop_path` (block i of n: drop_path * i / n, as timm and TF's EfficientNet and MobileNetV4
+    code). ValueError unless 0 <= drop_path < 1."""
+    if not (isinstance(drop_path, (int, float)) and not isinstance(drop_path, bool)
+            and 0.0 <= drop_path < 1.0):
+        raise ValueError(f"drop_path must be in [0, 1), got {drop_path!r}")
+    return [drop_path * index / blocks for index in range(blocks)]
+
+
+def residual_add(shortcut, x, *, name, drop_path=0.0):
+    """`shortcut + x` (layer `{name}_add`). With `drop_path` > 0, stochastic depth (Huang et
+    al., 2016): in training, each image's residual branch `x` is dropped with that probability
+    and kept ones are scaled by 1 / (1 - drop_path), so the block is skipped for that image;
+    in inference it is the plain sum. It is Keras' Dropout with one draw per image (noise
+    shape (batch, 1, 1, 1)), layer `{name}_drop_path`, which exported files leave out."""
+    if drop_path > 0:
+        x = layers.Dropout(drop_path, noise_shape=(None, 1, 1, 1), name=f"{name}_drop_path")(x)
+    return layers.Add(name=f"{name}_add")([shortcut, x])
+
+
 def inverted_residual(x, *, expanded, filters, name, kernel_size=3, strides=1,
                       activation_kind="relu6", se_channels=0, bn_momentum=0.999, dilation=1,
-                      on_expanded=None):
+                      on_expanded=None, drop_path=0.0):
     """1x1 expand + BN + act -> k x k depthwise + BN + act -> [SE] -> 1x1 project + BN (linear),
     residual when stride 1 and shapes match. No expand conv when `expanded` equals the input width.
     `on_expanded`, if given, is called with the expanded tensor (a backbone feature map).
+    `drop_path`: see `residual_add`.
     """
     shortcut = x
     in_channels = x.shape[-1]
@@ -270,17 +292,18 @@ def inverted_residual(x, *, expanded, filters, name, kernel_size=3, strides=1,
         x = squeeze_excite(x, se_channels, name=f"{name}_se")
     x = conv_bn(x, filters, 1, bn_momentum=bn_momentum, name=f"{name}_project")
     if strides == 1 and in_channels == filters:
-        x = layers.Add(name=f"{name}_add")([shortcut, x])
+        x = residual_add(shortcut, x, name=name, drop_path=drop_path)
     return x
 
 
 def sandglass(x, *, reduced, filters, name, strides=1, identity_ratio=1.0, first_dw=True,
-              last_dw=True, bn_momentum=0.999, dilation=1):
+              last_dw=True, bn_momentum=0.999, dilation=1, drop_path=0.0):
     """3x3 depthwise + BN + ReLU6 -> 1x1 reduce + BN (linear) -> 1x1 expand + BN + ReLU6 ->
     3x3 depthwise (stride) + BN (linear), residual when stride 1 and shapes match, added to the
     first `identity_ratio` of the channels only (MobileNeXt's identity tensor multiplier).
     `first_dw` / `last_dw` False drop a depthwise conv (a stride-2 block needs `last_dw`).
-    `dilation` is the rate of both depthwise convs.
+    `dilation` is the rate of both depthwise convs. `drop_path` (see `residual_add`) needs a
+    shortcut over every channel: a block whose other channels have none cannot be skipped.
     """
     shortcut = x
     in_channels = x.shape[-1]
@@ -297,7 +320,10 @@ def sandglass(x, *, reduced, filters, name, strides=1, identity_ratio=1.0, first
         return x
     identity = int(round(in_channels * identity_ratio))
     if identity >= in_channels:
-        return layers.Add(name=f"{name}_add")([shortcut, x])
+        return residual_add(shortcut, x, name=name, drop_path=drop_path)
+    if drop_path > 0:
+        raise ValueError("drop_path needs identity_ratio 1.0: a block whose shortcut covers "
+                         f"only part of its channels ({identity_ratio}) cannot be skipped")
     sizes = [identity, in_channels - identity]
     shortcut_id, _ = ChannelSplit(sizes, name=f"{name}_shortcut_split")(shortcut)
     x_id, x_rest = ChannelSplit(sizes, name=f"{name}_split")(x)

@@ -3,7 +3,7 @@
 import dataclasses
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import conv_bn, inverted_residual, make_divisible
+from mobilenets.models.layers import conv_bn, drop_path_rates, inverted_residual, make_divisible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,9 +30,10 @@ HEAD_CHANNELS = 1280
 BN_MOMENTUM = 0.999
 
 
-def build(common, *, alpha=1.0, output_stride=32):
+def build(common, *, alpha=1.0, output_stride=32, drop_path=0.0):
     """MobileNetV2 with width multiplier `alpha`; the 1280-channel head conv only grows
-    (alpha > 1) and is kept at 1280 for alpha < 1, as in the paper."""
+    (alpha > 1) and is kept at 1280 for alpha < 1, as in the paper. `drop_path`: the largest
+    stochastic-depth rate (`layers.drop_path_rates`)."""
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     features = FeatureMaps(output_stride)
@@ -40,6 +41,7 @@ def build(common, *, alpha=1.0, output_stride=32):
     strides, _ = features.stride(2)
     x = conv_bn(x, make_divisible(32 * alpha), 3, strides=strides, activation_kind="relu6",
                 bn_momentum=BN_MOMENTUM, name="stem")
+    rates = drop_path_rates(drop_path, sum(row.n for row in ROWS))
     block = 0
     for row in ROWS:
         for repeat in range(row.n):
@@ -48,7 +50,7 @@ def build(common, *, alpha=1.0, output_stride=32):
             strides, dilation = features.stride(nominal)
             x = inverted_residual(
                 x, expanded=x.shape[-1] * row.t, filters=make_divisible(row.c * alpha),
-                strides=strides, dilation=dilation, name=f"block{block}",
+                strides=strides, dilation=dilation, drop_path=rates[block], name=f"block{block}",
                 on_expanded=(lambda e, to=to: features.add(e, to)) if nominal > 1 else None)
             features.add(x)
             block += 1

@@ -5,7 +5,13 @@ import dataclasses
 from keras import layers
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import activation, conv_bn, inverted_residual, make_divisible
+from mobilenets.models.layers import (
+    activation,
+    conv_bn,
+    drop_path_rates,
+    inverted_residual,
+    make_divisible,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,26 +63,28 @@ SE_RATIO = 0.25
 BN_MOMENTUM = 0.999
 
 
-def build_large(common, *, alpha=1.0, minimalistic=False, output_stride=32):
+def build_large(common, *, alpha=1.0, minimalistic=False, output_stride=32, drop_path=0.0):
     """MobileNetV3-Large; see `build`."""
     return build(common, LARGE, 1280, alpha=alpha, minimalistic=minimalistic,
-                 output_stride=output_stride, name="mobilenet_v3_large")
+                 output_stride=output_stride, name="mobilenet_v3_large", drop_path=drop_path)
 
 
-def build_small(common, *, alpha=1.0, minimalistic=False, output_stride=32):
+def build_small(common, *, alpha=1.0, minimalistic=False, output_stride=32, drop_path=0.0):
     """MobileNetV3-Small; see `build`."""
     return build(common, SMALL, 1024, alpha=alpha, minimalistic=minimalistic,
-                 output_stride=output_stride, name="mobilenet_v3_small")
+                 output_stride=output_stride, name="mobilenet_v3_small", drop_path=drop_path)
 
 
-def build(common, rows, head_channels, *, alpha, minimalistic, output_stride, name):
+def build(common, rows, head_channels, *, alpha, minimalistic, output_stride, name,
+          drop_path=0.0):
     """Builds a MobileNetV3 from its table rows.
 
     As keras.applications (the reference): the stem keeps 16 channels at every width; expansions
     are ratios of the block's actual input width, rounded by `make_divisible`; the SE width is a
     quarter of the expanded width; the 1x1 head conv is 6x the last block's width; the pre-logits
     layer (1280 / 1024, no BN) grows with alpha > 1 only. `minimalistic` drops SE and hard-swish
-    and uses 3x3 kernels only.
+    and uses 3x3 kernels only. `drop_path`: the largest stochastic-depth rate
+    (`layers.drop_path_rates`).
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
@@ -90,6 +98,7 @@ def build(common, rows, head_channels, *, alpha, minimalistic, output_stride, na
                 bn_momentum=BN_MOMENTUM, name="stem")
     features.add(x)
     paper_in = STEM_CHANNELS
+    rates = drop_path_rates(drop_path, len(rows))
     for index, row in enumerate(rows):
         expanded = make_divisible(x.shape[-1] * row.exp / paper_in)
         se = row.se and not minimalistic
@@ -100,7 +109,7 @@ def build(common, rows, head_channels, *, alpha, minimalistic, output_stride, na
             kernel_size=3 if minimalistic else row.k, strides=strides, dilation=dilation,
             activation_kind=hswish if row.nl == "HS" else "relu",
             se_channels=make_divisible(expanded * SE_RATIO) if se else 0,
-            bn_momentum=BN_MOMENTUM, name=f"block{index}",
+            bn_momentum=BN_MOMENTUM, drop_path=rates[index], name=f"block{index}",
             on_expanded=(lambda e, to=to: features.add(e, to)) if row.s > 1 else None)
         features.add(x)
         paper_in = row.c

@@ -10,7 +10,13 @@ import dataclasses
 from keras import layers
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import conv_bn, depthwise_bn, make_divisible
+from mobilenets.models.layers import (
+    conv_bn,
+    depthwise_bn,
+    drop_path_rates,
+    make_divisible,
+    residual_add,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +78,16 @@ HEAD_CHANNELS = 1280  # the 1x1 conv (with BN) on the pooled features
 BN_MOMENTUM = 0.99
 
 
-def build(common, *, variant="conv_small", alpha=1.0, output_stride=32):
+def build(common, *, variant="conv_small", alpha=1.0, output_stride=32, drop_path=0.0):
     """A MobileNetV4 convolutional model; `alpha` multiplies every block's output channels
-    (the stem keeps its width below 1.0, as timm's `fix_stem`)."""
+    (the stem keeps its width below 1.0, as timm's `fix_stem`); `drop_path`: the largest
+    stochastic-depth rate (`layers.drop_path_rates`)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     rows, stem = VARIANTS[variant]
+    rates = drop_path_rates(drop_path, len(rows))
     features = FeatureMaps(output_stride)
     inputs, x = common.inputs()
     strides, _ = features.stride(2)
@@ -88,7 +96,8 @@ def build(common, *, variant="conv_small", alpha=1.0, output_stride=32):
     features.add(x)
     for index, row in enumerate(rows):
         strides, dilation = features.stride(row.s)
-        x = block(x, row, make_divisible(row.c * alpha), strides, dilation, name=f"block{index}")
+        x = block(x, row, make_divisible(row.c * alpha), strides, dilation, rates[index],
+                  name=f"block{index}")
         features.add(x)
     x = conv_bn(x, make_divisible(LAST_CHANNELS * alpha), 1, activation_kind="relu",
                 bn_momentum=BN_MOMENTUM, name="last")
@@ -104,7 +113,7 @@ def build(common, *, variant="conv_small", alpha=1.0, output_stride=32):
                    default_dropout=0.2, pre_logits=pre_logits)
 
 
-def block(x, row, filters, strides, dilation, *, name):
+def block(x, row, filters, strides, dilation, drop_path, *, name):
     """One row: a conv, a FusedIB or a UIB; residual when it keeps the shape."""
     shortcut, in_channels = x, x.shape[-1]
     if row.kind == "conv":
@@ -126,5 +135,5 @@ def block(x, row, filters, strides, dilation, *, name):
                              name=f"{name}_dw_mid")
     x = conv_bn(x, filters, 1, bn_momentum=BN_MOMENTUM, name=f"{name}_project")
     if strides == 1 and in_channels == filters:
-        x = layers.Add(name=f"{name}_add")([shortcut, x])
+        x = residual_add(shortcut, x, name=name, drop_path=drop_path)
     return x

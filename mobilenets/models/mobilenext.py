@@ -4,7 +4,7 @@ import dataclasses
 import math
 
 from mobilenets.models.common import FeatureMaps, Network
-from mobilenets.models.layers import conv_bn, make_divisible, sandglass
+from mobilenets.models.layers import conv_bn, drop_path_rates, make_divisible, sandglass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,7 @@ def reduced_width(in_channels, out_channels, t):
     return reduced
 
 
-def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32):
+def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32, drop_path=0.0):
     """MobileNeXt with width multiplier `alpha` and identity tensor multiplier `identity_ratio`
     (the fraction of channels the shortcut adds to; the paper's best trade-off is 0.5).
 
@@ -47,12 +47,17 @@ def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32):
     counts the paper reports (3.5M parameters, 300M multiply-adds): a block that changes width
     drops its first depthwise conv, and its last one unless it strides, except in the first row
     (t = 2) and in the single-block stride-1 rows (96 -> 144 and 960 -> 1280), which keep both
-    (the code's `keep_3x3`); the bottleneck width follows `reduced_width`.
+    (the code's `keep_3x3`); the bottleneck width follows `reduced_width`. `drop_path`: the
+    largest stochastic-depth rate (`layers.drop_path_rates`; needs `identity_ratio` 1.0).
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     if not 0.0 < identity_ratio <= 1.0:
         raise ValueError(f"identity_ratio must be in (0, 1], got {identity_ratio!r}")
+    rates = drop_path_rates(drop_path, sum(row.n for row in ROWS))
+    if drop_path and identity_ratio < 1.0:
+        raise ValueError("drop_path needs identity_ratio 1.0: a block whose shortcut covers "
+                         f"only part of its channels ({identity_ratio}) cannot be skipped")
     features = FeatureMaps(output_stride)
     inputs, x = common.inputs()
     strides, _ = features.stride(2)
@@ -71,7 +76,7 @@ def build(common, *, alpha=1.0, identity_ratio=1.0, output_stride=32):
             x = sandglass(x, reduced=reduced_width(in_channels, filters, row.t), filters=filters,
                           strides=strides, dilation=dilation, identity_ratio=identity_ratio,
                           first_dw=keep_dw, last_dw=keep_dw or nominal > 1,
-                          bn_momentum=BN_MOMENTUM, name=f"block{block}")
+                          bn_momentum=BN_MOMENTUM, drop_path=rates[block], name=f"block{block}")
             features.add(x)
             block += 1
     features.add(x, "last")

@@ -139,6 +139,9 @@ def float_classifier(model):
 def quantize(model):
     """The quantization-aware tf_keras twin of the Keras 3 `model`, with its weights."""
     base = twin(model)
+    for layer in base.layers:  # stochastic depth trains from scratch; QAT fine-tunes what exports
+        if layer.name.endswith("_drop_path"):
+            layer.rate = 0.0
     float_names = float_classifier(base)
 
     def annotate(layer):

@@ -4,6 +4,7 @@ top-1/top-5 scores with a confusion matrix, and the image-classifier metadata of
 
 import numpy as np
 
+from mobilenets.models import registry
 from mobilenets.models.registry import build_backbone, build_model
 
 
@@ -16,7 +17,7 @@ class Classification:
     def build_model(self, model_config, num_classes):
         """The configured classifier, taking [0, 255] pixels (normalization inside). Raises
         ValueError for a bad model option."""
-        options = dict(model_config.options)
+        options = family_options(model_config)
         if model_config.dropout is not None:
             options["dropout"] = model_config.dropout
         return build_model(model_config.name, alpha=model_config.alpha,
@@ -29,7 +30,7 @@ class Classification:
         backbone = build_backbone(model_config.name, alpha=model_config.alpha,
                                   input_shape=tuple(model_config.input_shape),
                                   include_preprocessing=True, padding=model_config.padding,
-                                  **model_config.options)
+                                  **family_options(model_config))
         return {layer.name for layer in backbone.layers}
 
     def target(self, num_classes):
@@ -84,6 +85,19 @@ class Classification:
 
         return metadata.add_metadata(content, labels=labels, name=name, description=description,
                                      version=version, author="mobilenets")
+
+
+def family_options(model_config):
+    """`model.options` with `model.drop_path` added when it is set; ValueError naming the
+    families that have it when the configured one does not."""
+    options = dict(model_config.options)
+    if model_config.drop_path:
+        if "drop_path" not in registry.family_options(model_config.name):
+            able = [n for n in registry.list_models() if "drop_path" in registry.family_options(n)]
+            raise ValueError(f"drop_path: {model_config.name} has no residual blocks to skip; "
+                             f"the families with drop path: {', '.join(able)}")
+        options["drop_path"] = model_config.drop_path
+    return options
 
 
 def scores(probabilities, labels, class_names):

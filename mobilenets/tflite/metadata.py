@@ -1,4 +1,4 @@
-"""TFLite model metadata that Android's image-classification APIs read.
+"""TFLite model metadata that Android's image-classification and object-detection APIs read.
 
 `add_metadata` writes the metadata flatbuffer (TensorFlow Lite's `metadata_schema.fbs`, file
 identifier "M001") into a `.tflite` file, the way the metadata populator of tflite-support and
@@ -28,19 +28,72 @@ MIN_PARSER_VERSION = "1.0.0"  # every field written here exists since version 1.
 # values of metadata_schema.fbs.
 MODEL = dict(name=0, description=1, version=2, subgraph_metadata=3, author=4, license=5,
              min_parser_version=7)
-SUBGRAPH = dict(name=0, description=1, input_tensor_metadata=2, output_tensor_metadata=3)
+SUBGRAPH = dict(name=0, description=1, input_tensor_metadata=2, output_tensor_metadata=3,
+                output_tensor_groups=8)
 TENSOR = dict(name=0, description=1, content=3, process_units=4, stats=5, associated_files=6)
-CONTENT = dict(content_properties_type=0, content_properties=1)
+CONTENT = dict(content_properties_type=0, content_properties=1, range=2)
+VALUE_RANGE = dict(min=0, max=1)
+BOUNDING_BOX = dict(index=0, type=1, coordinate_type=2)
+TENSOR_GROUP = dict(name=0, tensor_names=1)
+GROUPS_PARSER_VERSION = "1.2.0"  # output_tensor_groups
 PROCESS_UNIT = dict(options_type=0, options=1)
 NORMALIZATION = dict(mean=0, std=1)
 STATS = dict(max=0, min=1)
 IMAGE_PROPERTIES = dict(color_space=0, default_size=1)
 IMAGE_SIZE = dict(width=0, height=1)
 ASSOCIATED_FILE = dict(name=0, description=1, type=2)
-FEATURE_PROPERTIES, IMAGE_PROPERTIES_TYPE = 1, 2  # ContentProperties union
+FEATURE_PROPERTIES, IMAGE_PROPERTIES_TYPE, BOUNDING_BOX_PROPERTIES = 1, 2, 3  # ContentProperties
+BOUNDARIES, RATIO = 1, 0  # BoundingBoxType, CoordinateType
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union
 COLOR_SPACES = {3: 1, 1: 2}  # channels -> ColorSpaceType RGB, GRAYSCALE
-TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+TENSOR_AXIS_LABELS, TENSOR_VALUE_LABELS = 2, 3  # AssociatedFileType
+
+
+def add_detection_metadata(content, *, labels, name, description, version="", author="",
+                           license=""):
+    """Returns `content` (.tflite bytes ending in TFLite_Detection_PostProcess) with object-
+    detector metadata and labels, as tflite-support's ObjectDetectorWriter writes them: the
+    input as `add_metadata`'s; the four outputs, in the file's output order, named `location`
+    (boxes [ymin, xmin, ymax, xmax] as fractions), `category` (class indices, `labels.txt` as
+    TENSOR_VALUE_LABELS), `score` and `number of detections`, the first three grouped as
+    `detection_result`."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(content))
+    _, height, width, channels = (int(d) for d in interpreter.get_input_details()[0]["shape"])
+    roles = _detection_roles(content)
+    builder = flatbuffers.Builder(1024)
+    image = _image_tensor(builder, height, width, channels)
+    outputs = [DETECTION_TENSORS[role](builder) for role in roles]
+    group = _table(builder, [
+        (TENSOR_GROUP["name"], builder.CreateString("detection_result")),
+        (TENSOR_GROUP["tensor_names"], _vector(builder, [
+            builder.CreateString(n) for n in ("location", "category", "score")]))])
+    subgraph = _table(builder, [
+        (SUBGRAPH["name"], builder.CreateString("object_detector")),
+        (SUBGRAPH["input_tensor_metadata"], _vector(builder, [image])),
+        (SUBGRAPH["output_tensor_metadata"], _vector(builder, outputs)),
+        (SUBGRAPH["output_tensor_groups"], _vector(builder, [group]))])
+    return _pack(content, builder, subgraph, labels,
+                 dict(name=name, description=description, version=version, author=author,
+                      license=license), min_parser_version=GROUPS_PARSER_VERSION)
+
+
+def _detection_roles(content):
+    """The role of each output of the file (location, category, score, count): the
+    post-process op's outputs in its order, mapped to the subgraph's outputs."""
+    schema = compat.tflite_schema()
+    model = compat.tflite_flatbuffer_utils().convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+    custom = [op for op in graph.operators
+              if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.CUSTOM
+              and model.operatorCodes[op.opcodeIndex].customCode
+              == b"TFLite_Detection_PostProcess"]
+    if len(custom) != 1:
+        raise ValueError("not a detection model: no TFLite_Detection_PostProcess op")
+    role = dict(zip(list(custom[0].outputs), ("location", "category", "score", "count"),
+                    strict=True))
+    return [role[tensor] for tensor in graph.outputs]
 
 
 def add_metadata(content, *, labels, name, description, version="", author="", license=""):
@@ -52,8 +105,6 @@ def add_metadata(content, *, labels, name, description, version="", author="", l
     `labels.txt` (TENSOR_AXIS_LABELS).
     """
     from ai_edge_litert.interpreter import Interpreter
-    schema = compat.tflite_schema()
-    flatbuffer_utils = compat.tflite_flatbuffer_utils()
 
     interpreter = Interpreter(model_content=bytes(content))
     input_details = interpreter.get_input_details()[0]
@@ -70,10 +121,18 @@ def add_metadata(content, *, labels, name, description, version="", author="", l
         (SUBGRAPH["input_tensor_metadata"], _vector(builder, [image])),
         (SUBGRAPH["output_tensor_metadata"], _vector(builder, [probabilities])),
     ])
+    return _pack(content, builder, subgraph, labels,
+                 dict(name=name, description=description, version=version, author=author,
+                      license=license), min_parser_version=MIN_PARSER_VERSION)
+
+
+def _pack(content, builder, subgraph, labels, fields, min_parser_version):
+    """`content` with the metadata of `subgraph` (built in `builder`) and model `fields`, and
+    `labels` appended as labels.txt."""
+    schema = compat.tflite_schema()
+    flatbuffer_utils = compat.tflite_flatbuffer_utils()
     strings = {key: builder.CreateString(value) for key, value in (
-        ("name", name), ("description", description), ("version", version),
-        ("author", author), ("license", license),
-        ("min_parser_version", MIN_PARSER_VERSION)) if value}
+        *fields.items(), ("min_parser_version", min_parser_version)) if value}
     root = _table(builder, [(MODEL[key], offset) for key, offset in strings.items()]
                   + [(MODEL["subgraph_metadata"], _vector(builder, [subgraph]))])
     builder.Finish(root, file_identifier=FILE_IDENTIFIER)
@@ -135,6 +194,52 @@ def _output_tensor(builder, classes):
         (TENSOR["content"], content),
         (TENSOR["stats"], stats),
         (TENSOR["associated_files"], _vector(builder, [labels]))])
+
+
+def _detection_tensor(builder, name, description, properties=None, labels=False):
+    """One output of a detector: its content (feature properties unless given), the range of
+    its detections axis (dimension 2 of [1, max] / [1, max, 4], as the writer says it), and
+    for categories the labels file whose lines the values index."""
+    if properties is None:
+        properties, kind = _table(builder, []), FEATURE_PROPERTIES
+    else:
+        kind = BOUNDING_BOX_PROPERTIES
+    span = _table(builder, [], [(VALUE_RANGE["min"], 2, "Int32"),
+                                (VALUE_RANGE["max"], 2, "Int32")])
+    content = _table(builder, [(CONTENT["content_properties"], properties),
+                               (CONTENT["range"], span)],
+                     [(CONTENT["content_properties_type"], kind, "Uint8")])
+    files = []
+    if labels:
+        files = [(TENSOR["associated_files"], _vector(builder, [_table(builder, [
+            (ASSOCIATED_FILE["name"], builder.CreateString("labels.txt")),
+            (ASSOCIATED_FILE["description"], builder.CreateString("class names, one per line"))],
+            [(ASSOCIATED_FILE["type"], TENSOR_VALUE_LABELS, "Int8")])]))]
+    return _table(builder, [(TENSOR["name"], builder.CreateString(name)),
+                            (TENSOR["description"], builder.CreateString(description)),
+                            (TENSOR["content"], content), *files])
+
+
+def _boxes_properties(builder):
+    builder.StartVector(4, 4, 4)
+    for value in reversed([1, 0, 3, 2]):  # where left, top, right, bottom are in a box
+        builder.PrependUint32(value)
+    index = builder.EndVector()
+    return _table(builder, [(BOUNDING_BOX["index"], index)],
+                  [(BOUNDING_BOX["type"], BOUNDARIES, "Int8"),
+                   (BOUNDING_BOX["coordinate_type"], RATIO, "Int8")])
+
+
+DETECTION_TENSORS = {
+    "location": lambda b: _detection_tensor(
+        b, "location", "boxes [ymin, xmin, ymax, xmax] as fractions of the image",
+        _boxes_properties(b)),
+    "category": lambda b: _detection_tensor(
+        b, "category", "class indices into labels.txt", labels=True),
+    "score": lambda b: _detection_tensor(b, "score", "scores of the detections"),
+    "count": lambda b: _detection_tensor(b, "number of detections",
+                                         "how many detections are valid"),
+}
 
 
 def _table(builder, offsets, scalars=()):

@@ -17,7 +17,8 @@ def rewire_int8(content, pixels_input, float_softmax):
     - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
       bytes as they are) followed by DEQUANTIZE; XNNPACK runs DEQUANTIZE and the converter's
       QUANTIZE to int8, but not the uint8-to-int8 QUANTIZE the converter emits for uint8 input.
-    - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32);
+    - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32),
+      wherever it is (the classifier's output, the scores a detection post-process takes);
       XNNPACK has no int8 softmax.
     - always: a standalone int8 RELU / RELU6 fed by an ADD (Xception's pre-activations: the
       ADD's output also feeds the shortcut, so the converter cannot fuse them) becomes a second
@@ -48,15 +49,17 @@ def rewire_int8(content, pixels_input, float_softmax):
         graph.inputs = [len(graph.tensors) - 1]
     if float_softmax:
         producer = {out: op for op in graph.operators for out in op.outputs}
-        last = producer.get(graph.outputs[0])
-        softmax = producer.get(last.inputs[0]) if last is not None else None
-        if (last is not None and opcode(last) == schema.BuiltinOperator.DEQUANTIZE
-                and softmax is not None and opcode(softmax) == schema.BuiltinOperator.SOFTMAX):
+        pairs = [(producer.get(op.inputs[0]), op) for op in graph.operators
+                 if opcode(op) == schema.BuiltinOperator.DEQUANTIZE]
+        for softmax, last in pairs:
+            if softmax is None or opcode(softmax) != schema.BuiltinOperator.SOFTMAX:
+                continue
             logits, middle = softmax.inputs[0], softmax.outputs[0]
             graph.tensors[middle].type = schema.TensorType.FLOAT32
             graph.tensors[middle].quantization = None
+            target = last.outputs[0]
             last.inputs, last.outputs = [logits], [middle]
-            softmax.inputs, softmax.outputs = [middle], [graph.outputs[0]]
+            softmax.inputs, softmax.outputs = [middle], [target]
             graph.operators.remove(last)
             graph.operators.insert(graph.operators.index(softmax), last)
     _fuse_activations_into_adds(model, graph)

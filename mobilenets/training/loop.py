@@ -18,9 +18,10 @@ import keras
 import tensorflow as tf
 
 from mobilenets import files, interrupts
-from mobilenets.data import pipeline
+from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
+from mobilenets.training import distillation
 from mobilenets.training.callbacks import (
     Checkpointer,
     Guard,
@@ -83,10 +84,15 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         log.info("%d replicas in sync (%d worker(s)), global batch %d, %d per replica",
                  replicas, workers, batch, batch // replicas)
 
+    recipe = augment.describe(config.data)
+    if recipe:
+        log.info("augmentation: %s", recipe)
     freeze = config.train.freeze_backbone_epochs
     fine_tuning = freeze or config.train.backbone_lr_multiplier != 1.0
     backbone = task.backbone_layers(config.model) if fine_tuning else set()
     with strategy.scope():
+        teacher = distillation.load_teacher(config.train.teacher, num_classes) \
+            if config.train.teacher else None
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = config.train.bn_momentum
@@ -96,7 +102,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         else:
             trained = bridge.for_strategy(model, config.runtime.strategy)
         compile_model(trained, make_optimizer(config.train, steps_per_epoch, trained, backbone),
-                      task, config)
+                      task, config, teacher)
         if trained is not model or freeze:  # slots for every variable, whatever is frozen when
             trained.optimizer.build(trained.trainable_variables)
     if config.runtime.mixed_precision != "float32":
@@ -136,13 +142,13 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
 
             with strategy.scope():
                 fitted = qat.for_epoch(trained, epoch, config.qat)
-                compile_model(fitted, trained.optimizer, task, config)
+                compile_model(fitted, trained.optimizer, task, config, teacher)
         if freeze:  # the backbone frozen (BatchNorm in inference mode) before epoch `freeze`
             for layer in fitted.layers:
                 if layer.name.removeprefix("quant_") in backbone:
                     layer.trainable = epoch >= freeze
             with strategy.scope():
-                compile_model(fitted, trained.optimizer, task, config)
+                compile_model(fitted, trained.optimizer, task, config, teacher)
         with warnings.catch_warnings():
             # The training stream is endless, so "Your input ran out of data" can only come
             # from the first pass over the validation set, whose length Keras learns then
@@ -249,11 +255,14 @@ def worker_scratch(workdir, index):
     return path
 
 
-def compile_model(model, optimizer, task, config):
-    """Compiles with the task's loss and metrics, in the model's library (`bridge.api`)."""
+def compile_model(model, optimizer, task, config, teacher=None):
+    """Compiles with the task's loss and metrics, in the model's library (`bridge.api`); with
+    a `teacher`, its term is added to the loss (`distillation.attach`)."""
     k = bridge.api(model)
     model.compile(optimizer=optimizer, loss=task.loss(k, config.train), metrics=task.metrics(k),
                   jit_compile=config.runtime.jit_compile)
+    if teacher is not None:
+        distillation.attach(model, teacher, config.train)
 
 
 def quantization_aware(model, config, data):

@@ -106,3 +106,75 @@ def test_tflite_support_reads_the_metadata_and_labels(client_python, run):
     image, = metadata["subgraph_metadata"][0]["input_tensor_metadata"]
     assert image["content"]["content_properties"]["color_space"] == "RGB"
     assert found["files"] == {"labels.txt": (run[1] / "export/labels.txt").read_text()}
+
+
+@pytest.fixture(scope="module")
+def detector_files(tmp_path_factory):
+    """A small SSDLite's float32 and int8 files with detector metadata and labels (random
+    weights, BatchNorm statistics of the images, sharpened class logits so that scores
+    differ), and three 64x64 camera-like images."""
+    import keras
+
+    from mobilenets.tasks.detection import export, ssdlite
+    from mobilenets.tflite import metadata
+
+    root = tmp_path_factory.mktemp("detector")
+    keras.utils.set_random_seed(5)
+    model = ssdlite.build("mobilenet_v3_small", 3, input_shape=(64, 64, 3), alpha=0.5)
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (16, 64, 64, 3)).astype(np.uint8)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(images.astype(np.float32), training=True)
+    for index in range(6):
+        layer = model.get_layer(f"class{index}_conv")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel * 20, bias])
+
+    def calibration():
+        for image in images:
+            yield [image[None].astype(np.float32)]
+
+    files = {}
+    for mode in ("float32", "int8"):
+        content = export.to_tflite(model, mode, calibration, max_detections=10)
+        path = root / f"detector_{mode}.tflite"
+        path.write_bytes(metadata.add_detection_metadata(
+            content, labels=["cat", "dog", "bird"], name="ssdlite test", description="test"))
+        files[mode] = path
+    paths = []
+    for number, image in enumerate(images[:3]):
+        paths.append(root / f"{number}.png")
+        Image.fromarray(image).save(paths[-1])
+    return files, paths
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_mediapipe_object_detector_finds_what_litert_does(client_python, detector_files, mode):
+    from ai_edge_litert.interpreter import Interpreter
+
+    files, paths = detector_files
+    found = client(client_python, "detect.py", files[mode], *paths)
+    interpreter = Interpreter(model_content=files[mode].read_bytes())
+    interpreter.allocate_tensors()
+    for detections, path in zip(found, paths, strict=True):
+        image = np.asarray(Image.open(path))[None]
+        details = interpreter.get_input_details()[0]
+        interpreter.set_tensor(details["index"], image.astype(details["dtype"]))
+        interpreter.invoke()
+        out = {tuple(d["shape"]): interpreter.get_tensor(d["index"])
+               for d in interpreter.get_output_details() if tuple(d["shape"]) != (1, 10)}
+        pair = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()
+                if tuple(d["shape"]) == (1, 10)]
+        classes, scores = sorted(pair, key=lambda a: float(np.abs(a - np.round(a)).sum()))
+        count = int(out[(1,)][0])
+        assert len(detections) == count > 0
+        for (x, y, width, height, _, label, score), box, index, expected in zip(
+                detections, out[(1, 10, 4)][0], classes[0], scores[0]):
+            ymin, xmin, ymax, xmax = box * 64
+            # MediaPipe moves a box's corner inside the image, keeps its size, rounds to pixels
+            assert abs(x - max(xmin, 0)) <= 1 and abs(y - max(ymin, 0)) <= 1
+            assert abs(width - (xmax - xmin)) <= 1 and abs(height - (ymax - ymin)) <= 1
+            assert label == ["cat", "dog", "bird"][int(index)]
+            assert score == pytest.approx(float(expected), rel=1e-5)

@@ -85,6 +85,27 @@ def test_mirrored_replicas_train_exactly_like_one(tmp_path):
     assert metrics["replicas"] == 2 and metrics["global_batch_size"] == 64
 
 
+def test_mirrored_replicas_distil_exactly_like_one(tmp_path):
+    """Distillation under tf.distribute: a SqueezeNet student of a MobileNetV1 teacher (another
+    family, size and channel count) on two replicas gives one replica's losses; without the
+    teacher they differ."""
+    from mobilenets import build_model
+
+    teacher = tmp_path / "teacher.keras"
+    build_model("mobilenet_v1", alpha=0.25, input_shape=(40, 40, 3), num_classes=10,
+                include_preprocessing=True).save(teacher)
+    distil = (f"train.teacher={teacher}", "train.distill_weight=0.5",
+              "train.distill_temperature=2")
+    settings = dict(name="squeezenet", alpha=1.0, images=64, epochs=2, lr=0.05)
+    log = train(tmp_path, "one", settings, *distil)
+    assert f"train.teacher: {teacher} (mobilenet_v1_0.25_40" in log
+    train(tmp_path, "two", settings, *distil, "runtime.strategy=mirrored",
+          "runtime.virtual_cpus=2")
+    np.testing.assert_allclose(losses(tmp_path / "two"), losses(tmp_path / "one"), rtol=1e-5)
+    train(tmp_path, "plain", settings)
+    assert not np.allclose(losses(tmp_path / "plain"), losses(tmp_path / "one"), rtol=1e-3)
+
+
 def test_mirrored_quickstart_model_batch_norm_sees_the_global_batch_when_synchronized(tmp_path):
     """The quickstart's MobileNetV2 0.35 on two replicas: with runtime.sync_batch_norm its
     first step's loss is the single replica's (BatchNorm normalizes over the global batch);
