@@ -79,6 +79,44 @@ def add_detection_metadata(content, *, labels, name, description, version="", au
                       license=license), min_parser_version=GROUPS_PARSER_VERSION)
 
 
+def add_segmentation_metadata(content, *, labels, name, description, version="", author="",
+                              license=""):
+    """Returns `content` (.tflite bytes of a segmenter: an image in, per-pixel class scores
+    [1, H, W, classes] out) with image-segmenter metadata and labels, as tflite-support's
+    ImageSegmenterWriter writes them: the output described as a grayscale image per class
+    (`segmentation_masks`), `labels.txt` along its class axis."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(content))
+    _, height, width, channels = (int(d) for d in interpreter.get_input_details()[0]["shape"])
+    classes = int(interpreter.get_output_details()[0]["shape"][-1])
+    if len(labels) != classes:
+        raise ValueError(f"{len(labels)} labels for a model of {classes} classes")
+    builder = flatbuffers.Builder(1024)
+    image = _image_tensor(builder, height, width, channels)
+    properties = _table(builder, [], [(IMAGE_PROPERTIES["color_space"], COLOR_SPACES[1], "Int8")])
+    masks_content = _table(builder, [(CONTENT["content_properties"], properties)],
+                           [(CONTENT["content_properties_type"], IMAGE_PROPERTIES_TYPE,
+                             "Uint8")])
+    labels_file = _table(builder, [
+        (ASSOCIATED_FILE["name"], builder.CreateString("labels.txt")),
+        (ASSOCIATED_FILE["description"], builder.CreateString("class names, one per line"))],
+        [(ASSOCIATED_FILE["type"], TENSOR_AXIS_LABELS, "Int8")])
+    masks = _table(builder, [
+        (TENSOR["name"], builder.CreateString("segmentation_masks")),
+        (TENSOR["description"], builder.CreateString(
+            f"scores of the {classes} classes of labels.txt at each pixel")),
+        (TENSOR["content"], masks_content),
+        (TENSOR["associated_files"], _vector(builder, [labels_file]))])
+    subgraph = _table(builder, [
+        (SUBGRAPH["name"], builder.CreateString("image_segmenter")),
+        (SUBGRAPH["input_tensor_metadata"], _vector(builder, [image])),
+        (SUBGRAPH["output_tensor_metadata"], _vector(builder, [masks]))])
+    return _pack(content, builder, subgraph, labels,
+                 dict(name=name, description=description, version=version, author=author,
+                      license=license), min_parser_version=MIN_PARSER_VERSION)
+
+
 def _detection_roles(content):
     """The role of each output of the file (location, category, score, count): the
     post-process op's outputs in its order, mapped to the subgraph's outputs."""

@@ -178,3 +178,57 @@ def test_mediapipe_object_detector_finds_what_litert_does(client_python, detecto
             assert abs(width - (xmax - xmin)) <= 1 and abs(height - (ymax - ymin)) <= 1
             assert label == ["cat", "dog", "bird"][int(index)]
             assert score == pytest.approx(float(expected), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def segmenter_files(tmp_path_factory):
+    """A small LR-ASPP with a softmax over its logits (random weights, BatchNorm statistics of
+    the images): float32 and int8 files with segmenter metadata and labels, and two images."""
+    import keras
+
+    from mobilenets.export.convert import export_tflite
+    from mobilenets.tasks.segmentation import heads
+    from mobilenets.tflite import metadata
+
+    root = tmp_path_factory.mktemp("segmenter")
+    keras.utils.set_random_seed(6)
+    logits = heads.lraspp("mobilenet_v3_small", 3, input_shape=(64, 64, 3), alpha=0.5)
+    model = keras.Model(logits.input, keras.layers.Softmax(name="probabilities")(logits.output))
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, (16, 64, 64, 3)).astype(np.uint8)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(images.astype(np.float32), training=True)
+
+    def calibration():
+        for image in images:
+            yield [image[None].astype(np.float32)]
+
+    files = {}
+    for mode in ("float32", "int8"):
+        path = root / f"segmenter_{mode}.tflite"
+        path.write_bytes(metadata.add_segmentation_metadata(
+            export_tflite(model, mode, calibration), labels=["background", "cat", "dog"],
+            name="lraspp test", description="test"))
+        files[mode] = path
+    paths = []
+    for number, image in enumerate(images[:2]):
+        paths.append(root / f"{number}.png")
+        Image.fromarray(image).save(paths[-1])
+    return files, paths
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_mediapipe_image_segmenter_gives_litert_masks(client_python, segmenter_files, mode,
+                                                      tmp_path):
+    files, paths = segmenter_files
+    labels = client(client_python, "segment.py", files[mode], tmp_path, *paths)
+    assert labels == ["background", "cat", "dog"]
+    runner = TFLiteModel(files[mode].read_bytes())
+    for number, path in enumerate(paths):
+        probabilities = runner(np.asarray(Image.open(path))[None].astype(np.float32))[0]
+        category = np.load(tmp_path / f"{number}.npy")[..., 0]
+        confidence = np.load(tmp_path / f"{number}.conf.npy")[..., 0].transpose(1, 2, 0)
+        np.testing.assert_allclose(confidence, probabilities, atol=1e-6)
+        np.testing.assert_array_equal(category, probabilities.argmax(-1))
