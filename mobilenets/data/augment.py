@@ -28,8 +28,8 @@ class PositionSeeds(keras.random.SeedGenerator):
 
 
 def rand_augment_ops(magnitude):
-    """RandAugment's operations (Cubuk et al., 2020, Table 1 without Identity, which is
-    `None`), each a Keras layer whose strength is drawn uniformly up to `magnitude` on timm's
+    """RandAugment's 14 operations (Cubuk et al., 2020; identity is `None`), each a Keras
+    layer whose strength is drawn uniformly up to `magnitude` on timm's
     0-10 scale (10: rotate 30 degrees, shear 0.3, translate 45% of the side, contrast,
     colour and sharpness factors 1 +- 0.9, posterize to 4 bits).
 
