@@ -16,11 +16,11 @@ checkpointed here.
 """
 
 import logging
-import pathlib
 
 import keras
 import tensorflow as tf
 
+from mobilenets import artifacts
 from mobilenets.data.transforms import convert_channels
 from mobilenets.errors import UserError
 from mobilenets.quantization import bridge
@@ -35,12 +35,7 @@ TINY = 1e-38
 def load_teacher(path, num_classes):
     """The classifier saved at `path` (.keras), frozen; UserError if it is missing, does not
     load, or predicts another number of classes. Call it in the strategy's scope."""
-    if not pathlib.Path(path).is_file():
-        raise UserError(f"train.teacher: {path} not found")
-    try:
-        teacher = keras.models.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
-        raise UserError(f"train.teacher: cannot load {path} as a Keras model ({error})") from None
+    teacher = artifacts.load_model(path, option="train.teacher:")
     shape = teacher.output_shape
     if not isinstance(shape, tuple) or len(shape) != 2 or shape[-1] != num_classes:
         raise UserError(f"train.teacher: {path} outputs shape {shape}; the student predicts "
