@@ -53,7 +53,15 @@ def randomize(model, rng, images):
         else:
             value = rng.normal(0.0, 0.1, shape)
         w.assign(value.astype("float32"))
-    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0  # moving statistics := this batch's statistics
+    set_batch_norm_statistics(model, images)
+
+
+def set_batch_norm_statistics(model, images):
+    """Gives BatchNorm the moving statistics of `images`, as training would: at their
+    initial identity, a random model's int8 ADDs (MobileNetV3's hard-swish) get input/output
+    scale ratios outside the range XNNPACK's int8 ADD accepts, which trained models do not
+    have."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = 0.0  # moving statistics := this batch's statistics
     model(images, training=True)

@@ -21,6 +21,7 @@ from mobilenets.cli import train_main
 from mobilenets.data.transforms import client_transform
 from mobilenets.tflite.runner import TFLiteModel
 from tests.conftest import TINY
+from tests.reference import set_batch_norm_statistics
 
 pytestmark = pytest.mark.slow  # end-to-end runs
 
@@ -123,10 +124,7 @@ def detector_files(tmp_path_factory):
     model = ssdlite.build("mobilenet_v3_small", 3, input_shape=(64, 64, 3), alpha=0.5)
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (16, 64, 64, 3)).astype(np.uint8)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images.astype(np.float32), training=True)
+    set_batch_norm_statistics(model, images.astype(np.float32))
     for index in range(6):
         layer = model.get_layer(f"class{index}_conv")
         kernel, bias = layer.get_weights()
@@ -196,10 +194,7 @@ def segmenter_files(tmp_path_factory):
     model = keras.Model(logits.input, keras.layers.Softmax(name="probabilities")(logits.output))
     rng = np.random.default_rng(6)
     images = rng.integers(0, 256, (16, 64, 64, 3)).astype(np.uint8)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images.astype(np.float32), training=True)
+    set_batch_norm_statistics(model, images.astype(np.float32))
 
     def calibration():
         for image in images:

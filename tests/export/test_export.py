@@ -1,6 +1,5 @@
 """TFLite export: the int8 file's input and output rewiring, and XNNPACK coverage per family."""
 
-import keras
 import numpy as np
 import pytest
 
@@ -8,6 +7,7 @@ from mobilenets import build_model, export_tflite
 from mobilenets.models.registry import min_input_size
 from mobilenets.tflite.runner import TFLiteModel
 from mobilenets.tflite.xnnpack import delegate_partitions
+from tests.reference import set_batch_norm_statistics
 from tests.tiers import families
 
 rng = np.random.default_rng(0)
@@ -55,16 +55,6 @@ def test_float_softmax_output_matches_the_int8_softmax(tiny):
     np.testing.assert_allclose(probabilities, quantized, atol=1.5 / 256)
     assert delegate_partitions(float_out) == (1, [])
     assert delegate_partitions(int8_out)[1] == ["SOFTMAX"]  # why float output is the default
-
-
-def set_batch_norm_statistics(model, images):
-    """Gives BatchNorm the moving statistics of `images`, as training would: at their
-    initial identity, a random MobileNetV3's hard-swish ADDs get input/output scale ratios
-    outside the range XNNPACK's int8 ADD accepts, which trained models do not have."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images, training=True)
 
 
 @pytest.mark.parametrize("name", families())

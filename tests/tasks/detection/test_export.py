@@ -1,7 +1,6 @@
 """SSDLite's .tflite files: the post-process op at the end, everything before it in one
 XNNPACK partition, detections equal to the model's own decoded and suppressed outputs."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 from mobilenets import compat
 from mobilenets.tasks.detection import anchors, export, postprocess, ssdlite
 from mobilenets.tflite import xnnpack
+from tests.reference import set_batch_norm_statistics
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +66,7 @@ def test_int8_file_takes_camera_bytes_and_runs_whole_in_xnnpack_up_to_the_post_p
     model = ssdlite.build("mobilenet_v3_small", 3, input_shape=(64, 64, 3), alpha=0.5)
     rng = np.random.default_rng(4)
     images = rng.uniform(0, 255, (16, 64, 64, 3)).astype(np.float32)
-    for layer in model.layers:  # BatchNorm statistics of real inputs, as training leaves them
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images, training=True)
+    set_batch_norm_statistics(model, images)
 
     def calibration():
         for image in images:

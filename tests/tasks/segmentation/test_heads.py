@@ -5,6 +5,7 @@ import pytest
 
 from mobilenets.models.profile import profile
 from mobilenets.tasks.segmentation import heads
+from tests.reference import set_batch_norm_statistics
 
 
 def test_deeplab_v3_light_head_on_mobilenet_v2_has_the_papers_size():
@@ -55,17 +56,13 @@ def test_small_inputs_give_per_pixel_logits(build, options):
 def test_float_and_int8_files_run_whole_in_xnnpack(build, name, options):
     """Bilinear resizes, image pooling, the sigmoid gate and dilated convs included; BatchNorm
     statistics of real inputs, as training leaves them (see tests/export/test_export.py)."""
-    import keras
 
     from mobilenets.export.convert import export_tflite
     from mobilenets.tflite.xnnpack import delegate_partitions
 
     model = build(name, 4, input_shape=(64, 64, 3), alpha=0.5, **options)
     images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images, training=True)
+    set_batch_norm_statistics(model, images)
 
     def calibration():
         for image in images:
