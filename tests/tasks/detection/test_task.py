@@ -274,6 +274,15 @@ def test_scores_and_agreement_on_known_detections():
     assert task.scores(wrong_class, truths, ["a", "b", "c"])["map50"] == pytest.approx(0.5)
 
 
+def test_the_tasks_own_defaults_are_the_configs():
+    from mobilenets.config import TaskConfig
+    from mobilenets.tasks.detection.task import DEFAULTS
+
+    configured = TaskConfig(name="detection")
+    for key, value in vars(DEFAULTS).items():
+        assert getattr(configured, key) == value, key
+
+
 def test_the_best_model_is_the_lowest_validation_loss(tmp_path):
     checkpointer = Checkpointer(tmp_path, monitor="val_loss", mode="min")
     assert checkpointer.better(5.0)
