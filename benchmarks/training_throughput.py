@@ -144,8 +144,8 @@ def tfrecords(root, folder):
 
 def pipeline_rate(split, batches, size):
     config = config_lib.DataConfig(augment="inception")
-    stream = pipeline.train_dataset(split, config, (size, size, 3),
-                                    lambda label: tf.one_hot(label, 10), BATCH, seed=0)
+    examples = pipeline.classifying(lambda label: tf.one_hot(label, 10))
+    stream = pipeline.train_dataset(split, config, (size, size, 3), examples, BATCH, seed=0)
     iterator = iter(stream)
     next(iterator)  # warm-up: tracing and the first decodes
     start = time.perf_counter()

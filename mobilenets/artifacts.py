@@ -13,6 +13,10 @@ import keras
 from mobilenets import files
 from mobilenets.errors import UserError
 
+# Imported for its registration with Keras of the custom layers a saved model may name
+# (FusedBatchNormalization, ...): a model file loads even where nothing else built a model.
+from mobilenets.models import layers as _registered  # noqa: F401
+
 log = logging.getLogger("mobilenets")
 
 KERAS_SUFFIXES = (".keras", ".h5")

@@ -108,12 +108,13 @@ def _train_arguments(parser):
 
 
 def train_command(args):
-    from mobilenets import experiment
+    from mobilenets import experiment, tasks
 
     config = _load_config(args)
     workdir = args.workdir or pathlib.Path("runs") / pathlib.Path(args.config).stem
     metrics = experiment.train(config, workdir)
-    print(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "train_images_per_sec")}))
+    keys = tasks.get(config.task).report_keys
+    print(json.dumps({k: metrics.get(k) for k in (*keys, "train_images_per_sec")}))
 
 
 def _evaluate_arguments(parser):
@@ -124,10 +125,12 @@ def _evaluate_arguments(parser):
 
 
 def evaluate_command(args):
-    from mobilenets import evaluation
+    from mobilenets import evaluation, tasks
 
-    metrics = evaluation.evaluate(_load_config(args), args.model, args.threads)
-    print(json.dumps({k: metrics[k] for k in ("top1", "top5", "loss", "images")}))
+    config = _load_config(args)
+    metrics = evaluation.evaluate(config, args.model, args.threads)
+    keys = tasks.get(config.task).report_keys
+    print(json.dumps({k: metrics[k] for k in (*keys, "loss", "images") if k in metrics}))
 
 
 def _export_arguments(parser):
@@ -145,7 +148,7 @@ def export_command(args):
     from mobilenets.export import stage
 
     config = _load_config(args)
-    report = stage.export_model(config, tasks.get(config.task.name), args.model, args.workdir,
+    report = stage.export_model(config, tasks.get(config.task), args.model, args.workdir,
                                 args.modes)
     print(json.dumps({name: {k: entry[k] for k in ("top1", "agreement", "size_mb", "partitions")}
                       for name, entry in report["files"].items()}))
@@ -155,7 +158,8 @@ def _predict_arguments(parser):
     parser.add_argument("model", help="a .keras or .tflite file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, any size, "
                         "gray or colour")
-    parser.add_argument("--top", type=int, default=3, help="labels per image (default 3)")
+    parser.add_argument("--top", type=int, default=3, help="labels (a detector's: objects) per "
+                        "image (default 3)")
     parser.add_argument("--labels", help="class names, one per line (default: the labels "
                         "packed in a .tflite file, or labels.txt beside the model)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -170,7 +174,11 @@ def predict_command(args):
         print(json.dumps(results, indent=2))
         return
     for result in results:
-        ranked = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["top"])
+        if "detections" in result:
+            ranked = ", ".join(f"{d['label']} {d['score']:.3f} at {d['box']}"
+                               for d in result["detections"]) or "nothing found"
+        else:
+            ranked = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["top"])
         print(f"{result['image']}: {ranked}")
 
 
@@ -180,7 +188,7 @@ def _models_arguments(parser):
 
 
 def models_command(args):
-    from mobilenets.models import catalogue
+    from mobilenets import catalogue
     from mobilenets.models.registry import list_models
 
     unknown = sorted(set(args.name or []) - set(list_models()))

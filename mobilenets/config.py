@@ -74,9 +74,20 @@ def option(default, help, check=None):
 
 @dataclasses.dataclass
 class TaskConfig:
-    name: Literal["classification"] = option(
-        "classification", "what the model is trained to do (detection and segmentation "
-        "to come)")
+    name: Literal["classification", "detection"] = option(
+        "classification", "what the model is trained to do: classification, or detection "
+        "(SSDLite on the model's backbone; data.source scenes or coco)")
+    match_threshold: float = option(
+        0.5, "detection: the IoU at which an anchor is matched to an object (each object "
+        "also takes its best anchor)", Range(0, 1, low_open=True))
+    focal_loss: bool = option(
+        False, "detection: the sigmoid focal loss over every anchor (RetinaNet's) instead of "
+        "softmax cross-entropy with 3:1 hard negative mining (SSD's)")
+    max_detections: int = option(100, "detection: the most objects reported per image",
+                                 Range(1, 1000))
+    nms_iou_threshold: float = option(
+        0.6, "detection: non-maximum suppression drops a box overlapping a better one of its "
+        "class this much", Range(0, 1, low_open=True))
 
 
 @dataclasses.dataclass
@@ -109,18 +120,25 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    source: Literal["sample", "fashion_mnist", "folder", "tfds"] = option(
-        "sample", "sample (bundled Fashion-MNIST subset), fashion_mnist (IDX files), folder "
-        "(one subfolder per class) or tfds")
-    dir: str = option("", "folder root, Fashion-MNIST IDX folder, or the tfds data_dir")
+    source: Literal["sample", "fashion_mnist", "folder", "tfds", "scenes", "coco"] = option(
+        "sample", "classification: sample (bundled Fashion-MNIST subset), fashion_mnist (IDX "
+        "files), folder (one subfolder per class) or tfds; detection: scenes (Fashion-MNIST "
+        "items placed on larger canvases, made here), coco (COCO-format JSON and images) or tfds "
+        "(a dataset with objects: coco/2017, voc)")
+    dir: str = option("", "folder root, Fashion-MNIST IDX folder, the tfds data_dir, or the "
+                      "COCO-format folder")
+    scene_size: int = option(96, "scenes: the side of a scene, in pixels", Range(32, 1024))
+    train_scenes: int = option(4000, "scenes: how many training scenes", POSITIVE)
+    eval_scenes: int = option(500, "scenes: how many evaluation scenes", POSITIVE)
     full_test_set: bool = option(
         True, "sample: evaluate on the full Fashion-MNIST test set when it is installed "
         "(data.dir or the Debian package's folder), else on the bundled 2,000 test images")
     name: str = option("", "tfds dataset name, e.g. imagenet2012")
     manual_dir: str = option("", "tfds manual download folder (imagenet2012)")
-    train_split: str = option("train", "tfds split or folder subfolder for training")
-    eval_split: str = option("test", "tfds split or folder subfolder for evaluation (empty "
-                             "with validation_fraction)")
+    train_split: str = option("train", "tfds split, folder subfolder, or coco: the JSON "
+                              "file (or a folder holding one) under data.dir, for training")
+    eval_split: str = option("test", "likewise for evaluation (folder: empty with "
+                             "validation_fraction)")
     validation_fraction: float = option(
         0.0, "folder without split subfolders: fraction of each class held out for evaluation",
         FRACTION)
@@ -132,7 +150,8 @@ class DataConfig:
                                "their validation scores compare)", SEED)
     augment: Literal["inception", "flip_crop", "flip", "none"] = option(
         "inception", "training augmentation: inception (random resized crop and flip), "
-        "flip_crop (pad, random crop, flip), flip or none")
+        "flip_crop (pad, random crop, flip), flip or none; detection: inception and flip_crop "
+        "are SSD's random crop (boxes kept), flip and a brightness / contrast jitter")
     min_crop_area: float = option(0.08, "inception crop: smallest fraction of the image kept",
                                   Range(0, 1, low_open=True))
     crop_padding: int = option(0, "flip_crop: zero pixels added on each side (0: 1/8 of the "
@@ -265,8 +284,8 @@ class ExportConfig:
         "uint8", "int8 files' input type (uint8: camera bytes)")
     int8_output: Literal["uint8", "int8", "float32"] = option(
         "float32", "int8 files' output type (float32: the softmax runs inside XNNPACK)")
-    max_drop: float = option(2.0, "top-1 points an export may lose against the float model",
-                             NON_NEGATIVE)
+    max_drop: float = option(2.0, "top-1 points (detection: mAP@.5 points) an export may lose "
+                             "against the float model", NON_NEGATIVE)
     float_layers: list[str] = option(
         [], "int8 / int16x8: Keras layers left in float (names, or regexes matching whole "
         "names)")
@@ -407,9 +426,39 @@ def from_dict(data):
         raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
                         "fake quantization runs in float32)")
     _check_fine_tuning(config)
+    _check_task(config)
     if config.train.optimizer == "sgd" and config.train.epsilon is not None:
         raise UserError("train.epsilon: SGD has no epsilon (it is for rmsprop, adam, adamw)")
     return config
+
+
+TASK_SOURCES = {"classification": ("sample", "fashion_mnist", "folder", "tfds"),
+                "detection": ("scenes", "coco", "tfds")}
+
+
+def _check_task(config):
+    """What the task needs of the other sections."""
+    task = config.task.name
+    if config.data.source not in TASK_SOURCES[task]:
+        raise UserError(f"data.source {config.data.source} is not a source of {task} data; "
+                        f"{task}'s: {', '.join(TASK_SOURCES[task])}")
+    if task == "classification":
+        return
+    refused = {"qat.enabled": config.qat.enabled, "train.teacher": config.train.teacher,
+               "data.randaugment_ops": config.data.randaugment_ops,
+               "data.mixup_alpha": config.data.mixup_alpha,
+               "data.cutmix_alpha": config.data.cutmix_alpha,
+               "runtime.strategy multi_worker": config.runtime.strategy == "multi_worker"}
+    for key, value in refused.items():
+        if value:
+            raise UserError(f"{key}: not available for {task} (classification only, for now)")
+    others = set(config.export.modes) - {"float32", "int8"}
+    if others:
+        raise UserError(f"export.modes: {task} exports float32 and int8 files, not "
+                        f"{', '.join(sorted(others))}")
+    if config.model.input_shape[2] != 3:
+        raise UserError(f"model.input_shape: {task} takes RGB images (3 channels), as Android's "
+                        "clients give them")
 
 
 def _check_fine_tuning(config):

@@ -42,10 +42,11 @@ def train(config, workdir):
 
 def _train(config, workdir, strategy, workers, worker_index, chief):
     scratch = None if chief else worker_scratch(workdir, worker_index)
-    task = tasks.get(config.task.name)
-    warn_about_deployment(config.data)
+    task = tasks.get(config.task)
+    if not task.evaluates_as_clients:
+        warn_about_deployment(config.data)
     data = data_lib.load(config.data, seed=config.train.seed,
-                         channels=config.model.input_shape[2])
+                         channels=config.model.input_shape[2], task=task.name)
     num_classes = check_classes(config.model, data.class_names)
     previous = files.read_json(workdir / "metrics.json")
     if chief:
@@ -65,8 +66,8 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
                  worker_index, scratch, workdir)
         return {"top1": None, "top5": None, "train_images_per_sec": trained.images_per_second}
 
-    metrics, _, _ = score_model(trained.model, task, data.eval, data.class_names, config.data,
-                                trained.batch)
+    metrics, examples = score_model(trained.model, task, data.eval, data.class_names,
+                                    config.data, trained.batch)
     metrics.update(
         train_images_per_sec=(trained.images_per_second
                               or previous.get("train_images_per_sec")),
@@ -77,13 +78,15 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
         steps=trained.steps, train_seconds=trained.seconds, train_images=len(data.train),
         eval_images=len(data.eval))
     if data.validation is not None:  # the held-out images, what the best model was picked by
-        held, _, _ = score_model(trained.model, task, data.validation, data.class_names,
-                                 config.data, trained.batch)
-        metrics["validation"] = {key: held[key] for key in ("top1", "top5", "loss", "images")}
+        held, _ = score_model(trained.model, task, data.validation, data.class_names,
+                              config.data, trained.batch)
+        metrics["validation"] = {key: held[key] for key in (*task.report_keys, "loss", "images")
+                                 if key in held}
         log.info("validation (held out of training): %s on %d images", task.summary(held),
                  len(data.validation))
     files.write_json(workdir / "metrics.json", metrics)
     plot_history(workdir / "history.csv", workdir / "training_curve.png")
+    task.plot(metrics, data.class_names, workdir / "eval", examples)
     log.info("%s on %d images", task.summary(metrics), len(data.eval))
     if config.export.modes:
         export_stage.run(trained.model, config, task, data, workdir,
@@ -116,14 +119,15 @@ def build(task, model_config, num_classes):
     except ValueError as error:
         raise UserError(f"model: {error}") from None
     if model_config.weights:
-        load_pretrained(model, model_config)
+        load_pretrained(task.pretrained_part(model), model_config)
     if model_config.init_from:
         artifacts.load_weights_from(model, model_config.init_from)
     return model
 
 
 def load_pretrained(model, model_config):
-    """Loads `model.weights` into `model`: keras.applications' ImageNet weights (or one of its
+    """Loads `model.weights` into `model` (the part of the task's model they are for: a
+    classifier, or a detector's backbone): keras.applications' ImageNet weights (or one of its
     .h5 files), or a PyTorch checkpoint."""
     from mobilenets.models import pretrained, torch_weights
     from mobilenets.models.registry import family_options

@@ -1,23 +1,22 @@
-"""Running a model over a batched dataset: a Keras model, or a .tflite file (`tflite.runner`)."""
+"""Running a model over a batched dataset: a Keras model through its task's `predictions`, or a
+.tflite file (`tflite.runner`)."""
 
 import numpy as np
 
 
-def keras_outputs(model, dataset):
-    """(outputs, targets) of a Keras model over a batched (images, targets) dataset, each
-    concatenated over the batches.
+def keras_outputs(predict, dataset):
+    """(outputs, targets) of `predict` (a task's `predictions(model)`: images -> an array, or
+    a tuple of arrays) over a batched (images, targets) dataset, each concatenated over the
+    batches.
 
     The model is called directly, not through `predict`, which under a multi-worker strategy
     is a collective step that every worker would have to join.
     """
-    import tensorflow as tf
-
-    predict = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
     outputs, targets = [], []
     for images, target in dataset:
-        outputs.append(np.asarray(predict(images)))
+        outputs.append(predict(images))
         targets.append(np.asarray(target))
-    return np.concatenate(outputs), np.concatenate(targets)
+    return joined(outputs), np.concatenate(targets)
 
 
 def tflite_outputs(runner, dataset):
@@ -26,4 +25,12 @@ def tflite_outputs(runner, dataset):
     for images, target in dataset:
         outputs.append(runner(np.asarray(images)))
         targets.append(np.asarray(target))
-    return np.concatenate(outputs), np.concatenate(targets)
+    return joined(outputs), np.concatenate(targets)
+
+
+def joined(batches):
+    """Batches of outputs (arrays, or tuples of arrays) concatenated along the batch."""
+    if isinstance(batches[0], (tuple, list)):
+        return tuple(np.concatenate([np.asarray(b[i]) for b in batches])
+                     for i in range(len(batches[0])))
+    return np.concatenate([np.asarray(b) for b in batches])

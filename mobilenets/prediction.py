@@ -1,11 +1,12 @@
-"""`mobilenets predict`: class probabilities of image files from a `.keras` or `.tflite` model,
-each image preprocessed as Android's clients do (`data.transforms.client_transform`)."""
+"""`mobilenets predict`: class probabilities (or a detector's objects) of image files from a
+`.keras` or `.tflite` model, each image preprocessed as Android's clients do
+(`data.transforms.client_transform`)."""
 
 import pathlib
 
 import numpy as np
 
-from mobilenets import artifacts
+from mobilenets import artifacts, tasks
 from mobilenets.data.transforms import client_transform
 from mobilenets.errors import UserError
 from mobilenets.tflite import metadata
@@ -45,7 +46,9 @@ def labels_of(model_path, content=None, labels_path=None):
 
 
 def predict_files(model_path, image_paths, top=3, labels_path=None):
-    """[{"image", "top": [{"label", "index", "score"}, ...]}] for each image file."""
+    """[{"image", "top": [{"label", "index", "score"}, ...]}] for each image file; for a
+    detector, [{"image", "detections": [{"label", "index", "score", "box"}, ...]}], the `top`
+    best, boxes as [ymin, xmin, ymax, xmax] fractions of the image."""
     path = pathlib.Path(model_path)
     if top < 1:
         raise UserError("--top must be at least 1")
@@ -54,21 +57,42 @@ def predict_files(model_path, image_paths, top=3, labels_path=None):
         content = path.read_bytes()
         runner = TFLiteModel(content)
         shape = tuple(int(d) for d in runner.input["shape"][1:])
-        classes = int(runner.output["shape"][-1])
+        detector = len(runner.outputs) == 4  # TFLite_Detection_PostProcess's
+        classes = None if detector else int(runner.output["shape"][-1])
         labels = labels_of(path, content, labels_path)
     else:
         model = artifacts.load_model(path)
-        shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
-        runner = lambda batch: np.asarray(model(batch, training=False))  # noqa: E731
+        shape = tuple(model.input_shape[1:])
+        detector = isinstance(model.output, dict)  # SSDLite's boxes and classes
+        if detector:
+            detect = tasks.get("detection").predictions(model)
+            classes = model.output["classes"].shape[-1] - 1  # background first
+            runner = lambda batch: [np.asarray(o) for o in detect(batch)]  # noqa: E731
+        else:
+            classes = model.output_shape[-1]
+            runner = lambda batch: np.asarray(model(batch, training=False))  # noqa: E731
         labels = labels_of(path, None, labels_path)
-    if labels is not None and len(labels) != classes:
+    if labels is not None and classes is not None and len(labels) != classes:
         raise UserError(f"{len(labels)} labels for a model of {classes} classes")
     results = []
     for image_path in image_paths:
         image = client_transform(read_image(image_path), shape).numpy()[None]
+        if detector:
+            results.append({"image": str(image_path),
+                            "detections": detections(runner(image), labels, top)})
+            continue
         scores = np.asarray(runner(image))[0]
         order = np.argsort(-scores)[:top]
         results.append({"image": str(image_path), "top": [
             {"label": labels[i] if labels else str(i), "index": int(i),
              "score": float(scores[i])} for i in order]})
     return results
+
+
+def detections(outputs, labels, top):
+    """The `top` best of a detector's outputs (boxes, classes, scores, count) for one image."""
+    boxes, classes, scores, count = (np.asarray(o)[0] for o in outputs)
+    found = min(int(np.asarray(count).reshape(-1)[0]), top)
+    return [{"label": labels[int(classes[i])] if labels else str(int(classes[i])),
+             "index": int(classes[i]), "score": float(scores[i]),
+             "box": [round(float(v), 4) for v in boxes[i]]} for i in range(found)]

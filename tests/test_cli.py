@@ -29,8 +29,19 @@ def test_models_table_text():
     result = run("models", "--name", "mobilenet_v1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:4] == ["model", "options", "input", "params"]
+    assert lines[0].split()[:5] == ["model", "task", "options", "input", "params"]
     assert len(lines) == 5 and "4.25M" in lines[1] and "70.6%" in lines[1]
+
+
+@pytest.mark.slow
+def test_models_table_lists_ssdlite_within_5_percent_of_the_paper():
+    """MobileNetV2 SSDLite at 320x320 for COCO (paper Table 6: 4.3M parameters, 0.8B MAdds)."""
+    result = run("models", "--json", "--name", "mobilenet_v2")
+    assert result.returncode == 0, result.stderr
+    (ssdlite,) = [row for row in json.loads(result.stdout) if row["task"] == "detection"]
+    assert ssdlite["input"] == [320, 320, 3] and ssdlite["paper_map"] == 22.1
+    assert abs(ssdlite["trainable_params"] / 4.3e6 - 1) < 0.05
+    assert abs(ssdlite["macs"] / 1e6 / ssdlite["paper_macs_millions"] - 1) < 0.05
 
 
 def test_unknown_model_is_a_user_error():

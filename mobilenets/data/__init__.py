@@ -1,5 +1,6 @@
-"""Datasets: the sources (bundled sample, Fashion-MNIST IDX files, image folders, tfds), their
-splits, preprocessing, and the tf.data pipelines the stages feed models with.
+"""Datasets: the sources (bundled sample, Fashion-MNIST IDX files, image folders, tfds; for
+detection, synthetic scenes and COCO-format folders), their splits, preprocessing, and the
+tf.data pipelines the stages feed models with.
 
 `load(config, seed, splits)` returns a `Data` of random-access `Split`s and class names.
 """
@@ -8,7 +9,7 @@ import dataclasses
 import logging
 import os
 
-from mobilenets.data import sources
+from mobilenets.data import annotated, sources
 from mobilenets.data.splits import Data, Split
 from mobilenets.errors import UserError
 
@@ -17,16 +18,18 @@ __all__ = ["Data", "SOURCES", "load"]
 log = logging.getLogger("mobilenets")
 
 LOADERS = {"sample": sources.load_sample, "fashion_mnist": sources.load_fashion_mnist,
-           "folder": sources.load_folder, "tfds": sources.load_tfds}
+           "folder": sources.load_folder, "tfds": sources.load_tfds,
+           "scenes": annotated.load_scenes, "coco": annotated.load_coco}
 SOURCES = tuple(LOADERS)
 
 
-def load(config, seed=0, splits=("train", "eval"), channels=3):
+def load(config, seed=0, splits=("train", "eval"), channels=3, task="classification"):
     """Loads the splits (`"train"`, `"eval"`) of the source a `DataConfig` names; the splits
     not asked for are None (evaluating does not read the training images). Image files are
     checked by decoding them as a model of `channels` input channels will be fed. With
     `data.holdout`, the validation split is held out of the training one (seeded by
-    `data.holdout_seed`, the same whatever the training seed)."""
+    `data.holdout_seed`, the same whatever the training seed). UserError if the labels are
+    not what `task` trains on (classes; detection: objects)."""
     config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
                                  manual_dir=os.path.expanduser(config.manual_dir))
     data = LOADERS[config.source](config, seed, set(splits), channels)
@@ -37,6 +40,10 @@ def load(config, seed=0, splits=("train", "eval"), channels=3):
             kind = "training" if name == "train" else "evaluation"
             raise UserError(f"data: the {kind} split of {config.source} has no images")
         setattr(data, name, split)
+        if split.has_objects != (task == "detection"):
+            raise UserError(f"data: {config.name or config.source} has "
+                            f"{'objects (detection data)' if split.has_objects else 'classes'}; "
+                            f"task.name is {task}")
     if config.holdout and "train" in splits:
         data.train, data.validation = hold_out(data.train, config)
     return data

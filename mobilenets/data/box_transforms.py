@@ -7,6 +7,8 @@ like any other.
 
 import tensorflow as tf
 
+from mobilenets.data.transforms import client_transform
+
 # SSD's crops (Liu et al. 2016; TF's Object Detection API's ssd_random_crop): each must cover at
 # least this fraction of some object (tf.image's min_object_covered), chosen at random; 0.0 is
 # any crop, and one time in 8 the image is kept whole.
@@ -27,7 +29,9 @@ def random_crop(image, boxes, classes, seed):
     window = tf.where(whole, tf.constant([0.0, 0.0, 1.0, 1.0]), tf.reshape(window, [4]))
     begin = tf.where(whole, tf.zeros_like(begin), begin)
     size = tf.where(whole, tf.shape(image), size)
-    return (tf.slice(image, begin, size), *crop_boxes(boxes, classes, window))
+    cropped = tf.slice(image, begin, size)
+    cropped.set_shape([None, None, image.shape[-1]])  # the channels stay known
+    return (cropped, *crop_boxes(boxes, classes, window))
 
 
 def crop_boxes(boxes, classes, window):
@@ -50,3 +54,35 @@ def random_flip(image, boxes, seed):
     flipped = tf.stack([boxes[:, 0], 1.0 - boxes[:, 3], boxes[:, 2], 1.0 - boxes[:, 1]], axis=1)
     return (tf.where(flip, tf.image.flip_left_right(image), image),
             tf.where(flip, flipped, boxes))
+
+
+def augment(image, objects, seed, shape, config):
+    """Training's augmentation of one image and its `objects` ([most, 5] rows of box and
+    class, padded with class -1; `splits.annotations`), as `data.augment` says: inception and
+    flip_crop are SSD's random crop then a flip, flip a flip alone, none nothing; every choice
+    but none adds a brightness / contrast jitter. Returns (float image of `shape`, objects
+    padded as they came)."""
+    most = objects.shape[0]
+    valid = objects[:, 4] >= 0
+    boxes, classes = tf.boolean_mask(objects[:, :4], valid), tf.boolean_mask(objects[:, 4], valid)
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    if config.augment in ("inception", "flip_crop"):
+        image, boxes, classes = random_crop(image, boxes, classes, seeds[0])
+    if config.augment != "none":
+        image, boxes = random_flip(image, boxes, seeds[1])
+    image = client_transform(image, shape)
+    if config.augment != "none":
+        image = jitter(image, seeds[2])
+    rows = tf.concat([boxes, classes[:, None]], axis=1)
+    rows = tf.pad(rows, [[0, most - tf.shape(rows)[0]], [0, 0]], constant_values=-1.0)
+    return image, tf.ensure_shape(rows, [most, 5])
+
+
+def jitter(image, seed, brightness=32.0, contrast=(0.5, 1.5)):
+    """SSD's photometric distortion, its brightness and contrast: pixels ([0, 255]) shifted by
+    up to +-`brightness` and their spread around the mean scaled within `contrast`."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    delta = tf.random.stateless_uniform([], seeds[0], -brightness, brightness)
+    factor = tf.random.stateless_uniform([], seeds[1], *contrast)
+    mean = tf.reduce_mean(image)
+    return tf.clip_by_value((image - mean) * factor + mean + delta, 0.0, 255.0)

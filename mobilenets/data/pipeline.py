@@ -7,6 +7,9 @@ run sees exactly the images the interrupted one would have, starting from any st
 decoding the skipped ones.
 """
 
+import dataclasses
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -19,11 +22,39 @@ from mobilenets.data.transforms import client_transform, eval_transform, train_t
 MIX_STREAM = 1000
 
 
-def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
-                  shard=(1, 0), replica_batch=None):
-    """The endless training stream in batches of `batch_size`, starting at batch `start_step`.
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """How a task turns a split's (uint8 image, label) into what a model sees (the task's
+    `examples`). A label is a class index for classification, an image's padded objects for
+    detection.
 
-    `target` maps an int32 label to what the model is trained against (the task's targets).
+    - `augment(image, label, seed, shape, config, ops)` -> (float image of `shape`, label):
+      training's augmentation (a box-aware one moves the objects with the pixels);
+    - `evaluation(image, shape, config)` -> the float image validation and scores see;
+    - `target(label)`: what the model trains against (its loss's y_true);
+    - `truth(label)`: what the task's scores compare predictions with.
+    """
+
+    target: Callable
+    truth: Callable
+    augment: Callable
+    evaluation: Callable
+
+
+def classifying(target):
+    """The `Examples` of image classification: `transforms`' training and evaluation
+    preprocessing of the image alone, `target` (label -> one-hot, say) for both target and
+    truth."""
+    def augment(image, label, seed, shape, config, ops):
+        return train_transform(image, seed, shape, config, ops), label
+
+    return Examples(target=target, truth=target, augment=augment, evaluation=eval_transform)
+
+
+def train_dataset(split, config, shape, examples, batch_size, seed, start_step=0,
+                  shard=(1, 0), replica_batch=None):
+    """The endless training stream in batches of `batch_size`, starting at batch `start_step`:
+    (image, target) as the task's `examples` make them.
 
     `shard=(count, index)` keeps every count-th image of the stream (one input pipeline of
     several), batched in `replica_batch` images (default batch_size / count).
@@ -42,9 +73,9 @@ def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
 
     def element(position, item):
         image, label = load(item)
-        image = train_transform(image, tf.stack([tf.cast(seed, tf.int64), position]), shape,
-                                config, ops)
-        return image, target(label)
+        image, label = examples.augment(image, label, tf.stack([tf.cast(seed, tf.int64),
+                                                                position]), shape, config, ops)
+        return image, examples.target(label)
 
     stream = stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if config.corrupt_images == "skip":
@@ -63,11 +94,13 @@ def train_dataset(split, config, shape, target, batch_size, seed, start_step=0,
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(split, config, shape, target, batch_size):
-    """The evaluation split in order, batched (the last batch may be smaller); `target` as in
-    `train_dataset`."""
+def eval_dataset(split, config, shape, examples, batch_size, truth=False):
+    """The evaluation split in order, batched (the last batch may be smaller): (image, target)
+    as the task's `examples` make them for validation, or (image, truth) for its scores."""
+    label_of = examples.truth if truth else examples.target
+
     def element(image, label):
-        return eval_transform(image, shape, config), target(label)
+        return examples.evaluation(image, shape, config), label_of(label)
 
     stream = split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
                                          deterministic=True)
@@ -76,12 +109,12 @@ def eval_dataset(split, config, shape, target, batch_size):
     return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def client_dataset(split, shape, target, batch_size):
+def client_dataset(split, shape, examples, batch_size):
     """The evaluation split as Android's clients feed a model (`transforms.client_transform`:
-    the whole image resized to the input, no crop or padding), batched; `target` as in
-    `train_dataset`. What exported files are verified on."""
+    the whole image resized to the input, no crop or padding), batched, with the truth the
+    task's scores compare with. What exported files are verified on."""
     def element(image, label):
-        return client_transform(image, shape), target(label)
+        return client_transform(image, shape), examples.truth(label)
 
     return split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
                                        deterministic=True).batch(batch_size).prefetch(

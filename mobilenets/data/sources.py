@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mobilenets.data.decode import check_image
-from mobilenets.data.splits import Data, RecordSplit, Split
+from mobilenets.data.splits import Data, RecordSplit, Split, annotations
 from mobilenets.errors import UserError
 
 log = logging.getLogger("mobilenets")
@@ -164,15 +164,24 @@ def _scan_folder(root, class_names, config, channels):
                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
         paths += [str(p) for p in files]
         labels += [label] * len(files)
-    paths, labels = np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
+    split = checked_split(root, np.array(paths, dtype=object), np.array(labels, np.int64),
+                          config, channels)
+    for label, name in enumerate(class_names):
+        if not (split.labels == label).any():
+            raise UserError(f"data.dir: class folder {root / name} has no readable images")
+    return split
+
+
+def checked_split(root, paths, labels, config, channels):
+    """A `Split` of the image files `paths` (of `root`) with their `labels`, each file checked
+    by decoding it as training will (`decode.check_image`): the unreadable ones left out (or
+    an error, as `data.corrupt_images` says), held in memory encoded if they fit
+    `data.max_cache_mb`, else streamed from disk."""
     checked = _read_and_check(paths, channels, config.max_pixels)
     outcomes = np.array([outcome for _, outcome in checked])
-    keep = np.array([data is not None for data, _ in checked])
+    keep = np.array([data is not None for data, _ in checked], bool)
     _report(root, paths, outcomes, config)
     labels = labels[keep]
-    for label, name in enumerate(class_names):
-        if not (labels == label).any():
-            raise UserError(f"data.dir: class folder {root / name} has no readable images")
     encoded = [data for data, _ in checked if data is not None]
     if config.cache and sum(map(len, encoded)) <= config.max_cache_mb * 2**20:
         return Split(labels=labels, encoded=np.array(encoded, dtype=object))
@@ -236,7 +245,14 @@ def load_tfds(config, seed, wanted, channels):
             raise UserError(f"data.manual_dir: {config.manual_dir} not found")
         download = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
         builder.download_and_prepare(download_config=download)
-    names = builder.info.features["label"].names
+    features = builder.info.features
+    if "label" in features:
+        names = features["label"].names
+    elif "objects" in features and "bbox" in features["objects"]:  # coco/2017, voc: detection
+        names = features["objects"]["label"].names
+    else:
+        raise UserError(f"data.name: tfds dataset {config.name} has neither a 'label' (classes) "
+                        "nor 'objects' with boxes (detection)")
     splits = builder.info.splits
     for split in (config.train_split, config.eval_split):
         if split.split("[")[0] not in splits:
@@ -249,9 +265,12 @@ def load_tfds(config, seed, wanted, channels):
 
 def _tfds_split(builder, split, config):
     """A split's encoded images in memory (without decoding) if they fit in
-    `data.max_cache_mb` and `data.cache` is on, else a `RecordSplit` streamed from disk."""
+    `data.max_cache_mb` and `data.cache` is on, else a `RecordSplit` streamed from disk.
+    Labels are classes, or a detection dataset's objects (`splits.annotations`; streamed, the
+    first `MAX_STREAMED_OBJECTS` of an image)."""
     import tensorflow_datasets as tfds
 
+    detection = "label" not in builder.info.features
     info = builder.info.splits[split]
     if not config.cache or info.num_bytes > config.max_cache_mb * 2**20:
         if "[" in split:
@@ -262,15 +281,44 @@ def _tfds_split(builder, split, config):
 
         def parse(serialized):
             example = builder.info.features.deserialize_example(serialized, decoders=decoders)
+            if detection:
+                return example["image"], padded_objects(example["objects"])
             return example["image"], tf.cast(example["label"], tf.int32)
         log.info("streaming %s[%s] from disk (%d images)", builder.name, split,
                  info.num_examples)
         return RecordSplit(files=[str(f) for f in info.filepaths], count=info.num_examples,
-                           parse=parse)
+                           parse=parse, parse_objects=detection)
     dataset = builder.as_dataset(split=split, shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
     encoded, labels = [], []
     for example in dataset.as_numpy_iterator():
         encoded.append(example["image"])
-        labels.append(example["label"])
+        labels.append(kept_objects(example["objects"]) if detection else example["label"])
+    if detection:
+        return Split(labels=annotations(*zip(*labels)) if labels else np.zeros((0, 1, 5)),
+                     encoded=np.array(encoded, dtype=object))
     return Split(labels=np.array(labels, np.int64), encoded=np.array(encoded, dtype=object))
+
+
+# A streamed detection split pads every image's objects to this many (COCO's most: 93); the
+# rest of a busier image are left out.
+MAX_STREAMED_OBJECTS = 100
+
+
+def kept_objects(objects):
+    """(boxes, classes) of a tfds example's objects, crowd regions left out (COCO's
+    `is_crowd`, as its evaluation ignores them)."""
+    keep = ~objects["is_crowd"].astype(bool) if "is_crowd" in objects else slice(None)
+    return objects["bbox"][keep], objects["label"][keep]
+
+
+def padded_objects(objects):
+    """A tfds example's objects (tensors) as [MAX_STREAMED_OBJECTS, 5] rows of
+    `splits.annotations`."""
+    keep = (tf.logical_not(tf.cast(objects["is_crowd"], tf.bool)) if "is_crowd" in objects
+            else tf.ones_like(objects["label"], tf.bool))
+    rows = tf.concat([tf.boolean_mask(tf.cast(objects["bbox"], tf.float32), keep),
+                      tf.cast(tf.boolean_mask(objects["label"], keep), tf.float32)[:, None]], 1)
+    rows = rows[:MAX_STREAMED_OBJECTS]
+    return tf.pad(rows, [[0, MAX_STREAMED_OBJECTS - tf.shape(rows)[0]], [0, 0]],
+                  constant_values=-1.0)

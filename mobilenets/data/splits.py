@@ -12,7 +12,12 @@ from mobilenets.data.transforms import convert_channels
 
 @dataclasses.dataclass
 class Split:
-    """Images addressable by index: exactly one of `arrays`, `encoded` or `paths` is set."""
+    """Images addressable by index: exactly one of `arrays`, `encoded` or `paths` is set.
+
+    `labels` holds each image's label: a class index (int), or for detection its objects,
+    float32 [N, objects, 5] rows of [ymin, xmin, ymax, xmax] (fractions of the image) and the
+    class index, padded to the most objects of an image with rows of class -1
+    (`annotations`)."""
 
     labels: np.ndarray
     arrays: np.ndarray | None = None  # uint8 (N, H, W, C), all one size
@@ -23,6 +28,11 @@ class Split:
 
     def __len__(self):
         return len(self.labels)
+
+    @property
+    def has_objects(self):
+        """Whether the labels are images' objects (detection), not classes."""
+        return self.labels.ndim == 3
 
     def limit(self, count):
         """The first `count` images (all if 0)."""
@@ -35,8 +45,14 @@ class Split:
         """(rest, held): `fraction` of each class's images held out, seeded, so that both parts
         keep the classes' proportions: each class's share rounded, at least 1, or, given a
         `total`, shares rounded so that they add up to it exactly (largest remainders).
-        ValueError if a class would keep no training image."""
+        ValueError if a class would keep no training image. Images of several objects
+        (detection) are held out at random, `total` of them (or the rounded fraction)."""
         rng = np.random.default_rng(seed)
+        if self.labels.ndim > 1:
+            count = total if total is not None else max(1, round(len(self) * fraction))
+            held = np.zeros(len(self), bool)
+            held[rng.choice(len(self), count, replace=False)] = True
+            return self._select(~held), self._select(held)
         classes = np.unique(self.labels)
         members = [np.flatnonzero(self.labels == label) for label in classes]
         quotas = np.array([len(m) * fraction for m in members])
@@ -58,8 +74,10 @@ class Split:
             self.labels, self.arrays, self.encoded, self.paths)))
 
     def load_fn(self, channels):
-        """A tf function index -> (uint8 image H x W x channels, int32 label)."""
-        labels = tf.constant(self.labels.astype(np.int32))
+        """A tf function index -> (uint8 image H x W x channels, label: int32 class index, or
+        the float32 objects of an image)."""
+        integer = np.issubdtype(self.labels.dtype, np.integer)
+        labels = tf.constant(self.labels.astype(np.int32 if integer else np.float32))
         if self.arrays is not None:
             arrays = tf.constant(self.arrays)
 
@@ -104,9 +122,15 @@ class RecordSplit:
     count: int  # images used per epoch
     parse: object  # serialized example -> (encoded image, int32 label)
     shuffle_buffer: int = 10000
+    parse_objects: bool = False  # `parse` gives an image's objects, not its class
 
     def __len__(self):
         return self.count
+
+    @property
+    def has_objects(self):
+        """Whether the labels are images' objects (detection), not classes."""
+        return self.parse_objects
 
     def limit(self, count):
         if not count or count >= self.count:
@@ -149,3 +173,16 @@ class Data:
     def validating(self):
         """The split training validates on (and picks the best model by)."""
         return self.eval if self.validation is None else self.validation
+
+
+def annotations(boxes_per_image, classes_per_image):
+    """float32 [N, most objects (at least 1), 5]: each image's boxes ([k, 4] fractions) and
+    classes ([k]) as rows of [ymin, xmin, ymax, xmax, class], padded with rows of -1 (the
+    `labels` of a detection `Split`)."""
+    most = max([1, *(len(c) for c in classes_per_image)])
+    rows = np.full((len(classes_per_image), most, 5), -1.0, np.float32)
+    for index, (boxes, classes) in enumerate(zip(boxes_per_image, classes_per_image,
+                                                 strict=True)):
+        rows[index, :len(classes), :4] = np.reshape(boxes, (-1, 4))
+        rows[index, :len(classes), 4] = classes
+    return rows

@@ -29,24 +29,26 @@ def run(model, config, task, data, workdir, modes=None):
     for a model trained on gray. Verification runs each file on the evaluation split (its
     first `export.verify_limit` images) and compares it with the Keras `model` on the same
     images; int8 files run on both of LiteRT's kernel paths (XNNPACK and the built-in
-    kernels). Raises ExportCheckFailed if a file loses more than `export.max_drop` top-1
-    points; a quantized file that does gets a per-layer error report
-    (`export/debug_<mode>.csv`), as every one does with `export.debug`. `modes` defaults to
+    kernels). Raises ExportCheckFailed if a file loses more than `export.max_drop` points of
+    the task's `headline` score (top-1; detection: mAP@.5); a quantized file that does gets a
+    per-layer error report (`export/debug_<mode>.csv`, classification), as every one does with
+    `export.debug`. `modes` defaults to
     `export.modes`; "qat_int8" is the int8 file of a QAT model.
     """
     settings = config.export
     folder = pathlib.Path(workdir) / "export"
     shape = tuple(model.input_shape[1:])
     file_shape = (*shape[:2], 3) if settings.rgb_input else shape
-    target = task.target(len(data.class_names))
+    examples = task.examples(model, len(data.class_names))
     evaluation_split = data.eval.limit(settings.verify_limit)
-    outputs, targets = inference.keras_outputs(
-        model, pipeline.client_dataset(evaluation_split, shape, target, 64))
-    keras_scores = task.scores(outputs, targets, data.class_names)
-    verify = pipeline.client_dataset(evaluation_split, file_shape, target, 64)
+    outputs, truths = inference.keras_outputs(
+        task.predictions(model), pipeline.client_dataset(evaluation_split, shape, examples, 64))
+    keras_scores = task.scores(outputs, truths, data.class_names)
+    verify = pipeline.client_dataset(evaluation_split, file_shape, examples, 64)
     calibration = pipeline.representative(data.train, file_shape, settings.calibration_samples)
     files.write_text(folder / "labels.txt", "\n".join(data.class_names) + "\n")
-    report = {"float": {"top1": keras_scores["top1"], "top5": keras_scores["top5"]},
+    headline = task.headline
+    report = {"float": {key: keras_scores[key] for key in task.report_keys},
               "keras_model": "model_qat.h5" if config.qat.enabled else "model.keras",
               "images": len(evaluation_split),
               "preprocessing": f"as Android's clients: the whole image resized to "
@@ -59,10 +61,7 @@ def run(model, config, task, data, workdir, modes=None):
         mode = name.removeprefix("qat_")
         quantized = mode in ("int8", "int16x8")
         try:
-            content = export_tflite(
-                model, mode, calibration if quantized else None, int8_input=settings.int8_input,
-                int8_output=settings.int8_output, rgb_input=settings.rgb_input,
-                float_layers=settings.float_layers if quantized and name == mode else ())
+            content = to_tflite(task, model, mode, calibration, settings, qat=name != mode)
         except ExportOptionError as error:
             raise UserError(str(error)) from None
         if settings.metadata:
@@ -75,20 +74,22 @@ def run(model, config, task, data, workdir, modes=None):
         files.write_bytes(path, content)
         entry = verify_file(content, verify, task, data.class_names, outputs,
                             both_kernel_paths=mode == "int8")
-        entry["drop"] = round(100 * (report["float"]["top1"] - entry["top1"]), 3)
+        entry["drop"] = round(100 * (report["float"][headline] - entry[headline]), 3)
         report["files"][path.name] = entry
-        log.info("%s: top-1 %.4f (Keras %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)%s",
-                 path.name, entry["top1"], report["float"]["top1"], entry["agreement"],
-                 entry["size_mb"], entry["median_latency_ms"], entry["partitions"],
-                 f"; built-in kernels: top-1 {entry['builtin_kernels']['top1']:.4f}, "
+        log.info("%s: %s %.4f (Keras %.4f), agreement %.4f, %.2f MB, %s ms, %d partition(s)%s",
+                 path.name, headline, entry[headline], report["float"][headline],
+                 entry["agreement"], entry["size_mb"], entry["median_latency_ms"],
+                 entry["partitions"],
+                 f"; built-in kernels: {headline} {entry['builtin_kernels'][headline]:.4f}, "
                  f"{entry['builtin_kernels']['agreement_with_xnnpack']:.4f} agreement with "
                  "XNNPACK" if "builtin_kernels" in entry else "")
         failed = entry["drop"] > settings.max_drop
-        if quantized and name == mode and (failed or settings.debug):
+        if (quantized and name == mode and task.quantization_debugger
+                and (failed or settings.debug)):
             entry["debug_report"] = write_debug_report(model, mode, calibration, settings,
                                                        folder / f"debug_{name}.csv")
         if failed:
-            failures.append(f"{path.name} loses {entry['drop']:.2f} top-1 points "
+            failures.append(f"{path.name} loses {entry['drop']:.2f} {headline} points "
                             f"(export.max_drop {settings.max_drop})"
                             + (f"; per-layer errors in {folder / entry['debug_report']}"
                                if "debug_report" in entry else ""))
@@ -96,6 +97,19 @@ def run(model, config, task, data, workdir, modes=None):
     if failures:
         raise ExportCheckFailed("; ".join(failures) + f"; see {folder / 'report.json'}")
     return report
+
+
+def to_tflite(task, model, mode, calibration, settings, qat=False):
+    """The .tflite bytes of `model` in `mode`: the task's own converter if it has one, else
+    `convert.export_tflite` with the `export` section's options (`settings`); a `qat` model's
+    layers all stay int8."""
+    quantized = mode in ("int8", "int16x8")
+    if task.to_tflite is not None:
+        return task.to_tflite(model, mode, calibration if quantized else None)
+    return export_tflite(
+        model, mode, calibration if quantized else None, int8_input=settings.int8_input,
+        int8_output=settings.int8_output, rgb_input=settings.rgb_input,
+        float_layers=settings.float_layers if quantized and not qat else ())
 
 
 def export_model(config, task, model_path, workdir=None, modes=None):
@@ -115,7 +129,7 @@ def export_model(config, task, model_path, workdir=None, modes=None):
     runtime.setup(config.runtime, config.train)
     # A model of another shape is refused by check_model, after the data gives class names.
     data = data_lib.load(config.data, seed=config.train.seed,
-                         channels=1 if model.input_shape[-1] == 1 else 3)
+                         channels=1 if model.input_shape[-1] == 1 else 3, task=task.name)
     problem = task.check_model(model.input_shape, model.output_shape, data.class_names)
     if problem:
         raise UserError(f"--model {path} {problem}")
@@ -148,11 +162,11 @@ def verify_file(content, dataset, task, class_names, reference_outputs,
     `reference_outputs`, size, latency, XNNPACK partitions; with `both_kernel_paths`, also the
     scores on LiteRT's built-in kernels (no delegate) and their agreement with XNNPACK's."""
     runner = TFLiteModel(content, threads=1)
-    outputs, targets = inference.tflite_outputs(runner, dataset)
-    result = task.scores(outputs, targets, class_names)
+    outputs, truths = inference.tflite_outputs(runner, dataset)
+    result = task.scores(outputs, truths, class_names)
     partitions, outside = xnnpack.delegate_partitions(content)
     entry = {
-        "top1": result["top1"], "top5": result["top5"],
+        **{key: result[key] for key in task.report_keys},
         "agreement": task.agreement(outputs, reference_outputs),
         "size_mb": round(len(content) / 2**20, 3),
         "median_latency_ms": round(runner.median_latency_ms, 3),
@@ -162,11 +176,13 @@ def verify_file(content, dataset, task, class_names, reference_outputs,
     if both_kernel_paths:
         builtin, _ = inference.tflite_outputs(TFLiteModel(content, builtin_kernels=True),
                                               dataset)
-        scored = task.scores(builtin, targets, class_names)
+        scored = task.scores(builtin, truths, class_names)
+        pairs = zip(builtin, outputs) if isinstance(outputs, tuple) else [(builtin, outputs)]
         entry["builtin_kernels"] = {
-            "top1": scored["top1"], "agreement": task.agreement(builtin, reference_outputs),
+            task.headline: scored[task.headline],
+            "agreement": task.agreement(builtin, reference_outputs),
             "agreement_with_xnnpack": task.agreement(builtin, outputs),
-            "max_abs_difference": float(abs(builtin - outputs).max())}
+            "max_abs_difference": float(max(np.abs(a - b).max() for a, b in pairs))}
     return entry
 
 

@@ -12,7 +12,15 @@ class Classification:
     """The classification task (see `tasks.Task` for what each member is for)."""
 
     name = "classification"
-    monitor = "val_accuracy"  # the Keras log entry that picks the best model
+    monitor, monitor_mode = "val_accuracy", "max"  # the Keras log entry of the best model
+    headline = "top1"  # what export compares files by, in points
+    report_keys = ("top1", "top5")
+    quantization_debugger = True  # export's per-layer error report works for its models
+    evaluates_as_clients = False  # data.crop_fraction, data.small_images: pad differ from them
+    to_tflite = None  # the export stage's own converter (export.convert.export_tflite)
+
+    def __init__(self, config=None):
+        self.config = config
 
     def build_model(self, model_config, num_classes):
         """The configured classifier, taking [0, 255] pixels (normalization inside). Raises
@@ -25,19 +33,21 @@ class Classification:
                            include_preprocessing=True, padding=model_config.padding, **options)
 
     def backbone_layers(self, model_config):
-        """The names of the configured model's layers that belong to its backbone (all but the
-        classifier head): what fine-tuning freezes and trains at a lower rate."""
-        backbone = build_backbone(model_config.name, alpha=model_config.alpha,
-                                  input_shape=tuple(model_config.input_shape),
-                                  include_preprocessing=True, padding=model_config.padding,
-                                  **family_options(model_config))
-        return {layer.name for layer in backbone.layers}
+        return backbone_layers(model_config)
 
-    def target(self, num_classes):
-        """label (int32 tensor) -> what the model is trained against: a one-hot vector."""
+    def pretrained_part(self, model):
+        """What `model.weights` load into: the whole classifier."""
+        return model
+
+    def examples(self, model, num_classes):
+        """`transforms`' preprocessing; labels (int32) as one-hot vectors, for the loss and the
+        scores alike."""
         import tensorflow as tf
 
-        return lambda label: tf.one_hot(label, num_classes)
+        from mobilenets.data.pipeline import classifying
+
+        del model
+        return classifying(lambda label: tf.one_hot(label, num_classes))
 
     def loss(self, api, train_config):
         """The loss in `api` (keras or tf_keras): cross-entropy with label smoothing."""
@@ -46,6 +56,12 @@ class Classification:
     def metrics(self, api):
         return [api.metrics.CategoricalAccuracy(name="accuracy"),
                 api.metrics.TopKCategoricalAccuracy(5, name="top5")]
+
+    def predictions(self, model):
+        """A function images -> class probabilities."""
+        import tensorflow as tf
+
+        return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
 
     def scores(self, outputs, targets, class_names):
         """Top-1, top-5, loss, per-class accuracy and confusion matrix of class probabilities
@@ -60,7 +76,7 @@ class Classification:
         """The fraction of images on which two models' top-1 classes agree."""
         return float((np.argmax(outputs, 1) == np.argmax(reference_outputs, 1)).mean())
 
-    def plot(self, metrics, class_names, path_prefix):
+    def plot(self, metrics, class_names, path_prefix, examples=None):
         """Writes `<path_prefix>.confusion.png`."""
         plot_confusion(metrics["confusion_matrix"], class_names,
                        f"{path_prefix}.confusion.png")
@@ -72,7 +88,8 @@ class Classification:
                     "size (batch, height, width, channels)")
         if input_shape[-1] not in (1, 3):
             return f"takes {input_shape[-1]}-channel images; expected 1 (gray) or 3 (RGB)"
-        if len(output_shape) != 2:
+        if (not isinstance(output_shape, (tuple, list)) or len(output_shape) != 2
+                or not all(d is None or isinstance(d, (int, np.integer)) for d in output_shape)):
             return f"outputs shape {tuple(output_shape)}, not class probabilities"
         if output_shape[-1] != len(class_names):
             return (f"predicts {output_shape[-1]} classes but the data has "
@@ -85,6 +102,16 @@ class Classification:
 
         return metadata.add_metadata(content, labels=labels, name=name, description=description,
                                      version=version, author="mobilenets")
+
+
+def backbone_layers(model_config):
+    """The names of the configured model's layers that belong to its backbone (all but the
+    task's head): what fine-tuning freezes and trains at a lower rate."""
+    backbone = build_backbone(model_config.name, alpha=model_config.alpha,
+                              input_shape=tuple(model_config.input_shape),
+                              include_preprocessing=True, padding=model_config.padding,
+                              **family_options(model_config))
+    return {layer.name for layer in backbone.layers}
 
 
 def family_options(model_config):

@@ -49,6 +49,10 @@ COLOR_SPACES = {3: 1, 1: 2}  # channels -> ColorSpaceType RGB, GRAYSCALE
 TENSOR_AXIS_LABELS, TENSOR_VALUE_LABELS = 2, 3  # AssociatedFileType
 
 
+# TFLite_Detection_PostProcess's outputs, in its order: boxes, classes, scores, count
+DETECTION_ROLES = ("location", "category", "score", "count")
+
+
 def add_detection_metadata(content, *, labels, name, description, version="", author="",
                            license=""):
     """Returns `content` (.tflite bytes ending in TFLite_Detection_PostProcess) with object-
@@ -61,7 +65,7 @@ def add_detection_metadata(content, *, labels, name, description, version="", au
 
     interpreter = Interpreter(model_content=bytes(content))
     _, height, width, channels = (int(d) for d in interpreter.get_input_details()[0]["shape"])
-    roles = _detection_roles(content)
+    roles = detection_roles(content)
     builder = flatbuffers.Builder(1024)
     image = _image_tensor(builder, height, width, channels)
     outputs = [DETECTION_TENSORS[role](builder) for role in roles]
@@ -117,7 +121,7 @@ def add_segmentation_metadata(content, *, labels, name, description, version="",
                       license=license), min_parser_version=MIN_PARSER_VERSION)
 
 
-def _detection_roles(content):
+def detection_roles(content):
     """The role of each output of the file (location, category, score, count): the
     post-process op's outputs in its order, mapped to the subgraph's outputs."""
     schema = compat.tflite_schema()
@@ -129,8 +133,7 @@ def _detection_roles(content):
               == b"TFLite_Detection_PostProcess"]
     if len(custom) != 1:
         raise ValueError("not a detection model: no TFLite_Detection_PostProcess op")
-    role = dict(zip(list(custom[0].outputs), ("location", "category", "score", "count"),
-                    strict=True))
+    role = dict(zip(list(custom[0].outputs), DETECTION_ROLES, strict=True))
     return [role[tensor] for tensor in graph.outputs]
 
 

@@ -14,7 +14,9 @@ class TFLiteModel:
     By default LiteRT runs it with XNNPACK; `builtin_kernels` runs TFLite's own kernels.
 
     Inputs are quantized and outputs dequantized with the file's own parameters, one image
-    at a time (exported files have a static batch of 1).
+    at a time (exported files have a static batch of 1). A file of several outputs gives a
+    tuple of them: a detection file's in TFLite_Detection_PostProcess's order (boxes,
+    classes, scores, count), another's in the file's order.
     """
 
     def __init__(self, model, threads=1, builtin_kernels=False):
@@ -34,11 +36,21 @@ class TFLiteModel:
             raise UserError(f"{model if not isinstance(model, bytes) else 'model'} is not a "
                             f"valid TFLite file ({str(error).splitlines()[0]})") from None
         self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        self.outputs = output_order(self.interpreter, model)
+        self.output = self.outputs[0]
         self.latencies = []
 
+    @property
+    def output_shape(self):
+        """The output's shape, or a list of the outputs' shapes."""
+        shapes = [details["shape"].tolist() for details in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def __call__(self, images):
-        return np.concatenate([self.predict_one(image[None]) for image in np.asarray(images)])
+        results = [self.predict_one(image[None]) for image in np.asarray(images)]
+        if len(self.outputs) == 1:
+            return np.concatenate(results)
+        return tuple(np.concatenate(parts) for parts in zip(*results))
 
     def predict_one(self, image):
         details = self.input
@@ -50,15 +62,33 @@ class TFLiteModel:
         started = time.perf_counter()
         self.interpreter.invoke()
         self.latencies.append(time.perf_counter() - started)
-        output = self.interpreter.get_tensor(self.output["index"])
-        scale, zero = self.output["quantization"]
-        if np.issubdtype(output.dtype, np.integer):
-            output = (output.astype(np.float32) - zero) * scale
-        return output
+        outputs = []
+        for details in self.outputs:
+            output = self.interpreter.get_tensor(details["index"])
+            scale, zero = details["quantization"]
+            if np.issubdtype(output.dtype, np.integer):
+                output = (output.astype(np.float32) - zero) * scale
+            outputs.append(output)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     @property
     def median_latency_ms(self):
         return 1000 * statistics.median(self.latencies) if self.latencies else None
+
+
+def output_order(interpreter, model):
+    """The output details, a detection file's in its post-process op's order."""
+    from mobilenets.tflite.metadata import DETECTION_ROLES, detection_roles
+
+    details = interpreter.get_output_details()
+    if len(details) != len(DETECTION_ROLES):
+        return details
+    content = model if isinstance(model, (bytes, bytearray)) else pathlib.Path(model).read_bytes()
+    try:
+        roles = detection_roles(content)
+    except ValueError:  # four outputs, but not a detector's
+        return details
+    return [details[roles.index(role)] for role in DETECTION_ROLES]
 
 
 def check_tflite_path(path):

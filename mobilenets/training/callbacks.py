@@ -18,8 +18,8 @@ log = logging.getLogger("mobilenets")
 class Checkpointer(keras.callbacks.Callback):
     """Saves model and optimizer state (EMA and step included) every `every_steps` steps and
     at each epoch end, atomically, keeping the last `keep`; keeps the best model by the
-    `monitor` log entry (the task's, higher is better). `restore` resumes from the newest
-    checkpoint that loads.
+    `monitor` log entry (the task's; `mode` max: higher is better, min: lower). `restore`
+    resumes from the newest checkpoint that loads.
     `seconds` is the training time of the whole run, earlier sessions included (each counted
     up to its last checkpoint).
 
@@ -31,13 +31,13 @@ class Checkpointer(keras.callbacks.Callback):
     """
 
     def __init__(self, directory, every_steps=0, keep=3, target=None, save_directory=None,
-                 monitor="val_accuracy"):
+                 monitor="val_accuracy", mode="max"):
         super().__init__()
-        self.target, self.monitor = target, monitor
+        self.target, self.monitor, self.mode = target, monitor, mode
         self.directory = pathlib.Path(directory)
         self.save_directory = pathlib.Path(save_directory or directory)
         self.every_steps, self.keep = every_steps, keep
-        self.best = -1.0
+        self.best = None
         self.diverged = False
         self._last_saved = None
         self._earlier_seconds, self._started = 0.0, None
@@ -53,7 +53,7 @@ class Checkpointer(keras.callbacks.Callback):
             if not state:
                 log.warning("%s is damaged; the best model so far will be chosen again from "
                             "the epochs to come", state_file)
-            self.best = state.get("best", -1.0)
+            self.best = state.get("best")
             self._earlier_seconds = state.get("seconds", 0.0)
         checkpoints = self.checkpoints()
         for path in reversed(checkpoints):
@@ -90,8 +90,8 @@ class Checkpointer(keras.callbacks.Callback):
         (CSVLogger, an earlier callback) and the best-model candidate are written first, so
         a run stopped before the checkpoint resumes from the one before and redoes the
         epoch, rewriting both (forget_epochs_after drops the row; the candidate is the same)."""
-        accuracy = (logs or {}).get(self.monitor)
-        if accuracy is not None and accuracy > self.best:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and self.better(value):
             target = self.target or self.model
             needed = variable_bytes(target.weights)
             if isinstance(target, keras.Model):
@@ -101,9 +101,15 @@ class Checkpointer(keras.callbacks.Callback):
             else:  # the tf_keras model of a QAT run
                 with files.atomic_path(self.save_directory / "best.h5", needed) as tmp:
                     artifacts.save(target, tmp)
-            self.best = float(accuracy)
+            self.best = float(value)
             self._write_state()
         self.save()
+
+    def better(self, value):
+        """Whether `value` of the monitored entry beats the best so far."""
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
 
     @property
     def step(self):

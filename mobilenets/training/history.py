@@ -38,7 +38,8 @@ def _whole_row(line, fields):
 
 
 def plot_history(history_csv, png):
-    """Plots loss and accuracy per epoch from Keras' CSV log."""
+    """Plots loss and accuracy (detection: the class term of the loss) per epoch from Keras'
+    CSV log."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,7 +53,8 @@ def plot_history(history_csv, png):
         return
     epochs = [int(r["epoch"]) + 1 for r in rows]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    second = "accuracy" if "accuracy" in rows[0] else "classes_loss"  # detection's
+    for axis, metric in zip(axes, ("loss", second)):
         for key, label in ((metric, "train"), (f"val_{metric}", "evaluation")):
             if key in rows[0]:
                 axis.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)

@@ -113,7 +113,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     checkpointer = Checkpointer(
         workdir / "checkpoints", config.train.checkpoint_steps, config.train.keep_checkpoints,
         target=trained, save_directory=scratch and pathlib.Path(scratch) / "checkpoints",
-        monitor=task.monitor)
+        monitor=task.monitor, mode=task.monitor_mode)
     start = checkpointer.restore(trained)
     total = steps_per_epoch * config.train.epochs
     if start:
@@ -131,11 +131,11 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     callbacks.append(StopOnSignal(checkpointer))  # last: an epoch's end is written first
     if config.train.ema_decay:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
-    target = task.target(num_classes)
-    validation = pipeline.eval_dataset(data.validating, config.data, shape, target, batch)
+    examples = task.examples(model, num_classes)
+    validation = pipeline.eval_dataset(data.validating, config.data, shape, examples, batch)
 
     def fit(first_step, epoch, epochs, steps, extra=()):
-        stream = training_stream(strategy, data, config, target, batch, first_step)
+        stream = training_stream(strategy, data, config, examples, batch, first_step)
         fitted = trained
         if config.qat.enabled:  # freezing (BatchNorm, ranges) as of this epoch
             from mobilenets.quantization import qat
@@ -216,13 +216,13 @@ def phase_ends(qat_config, first_epoch, epochs):
     return sorted(e for e in limits if first_epoch < e < epochs)
 
 
-def training_stream(strategy, data, config, target, batch, first_step):
+def training_stream(strategy, data, config, examples, batch, first_step):
     """The training stream from global step `first_step`. With several replicas, each input
     pipeline (one per worker) keeps its share of the one seeded stream and batches it per
     replica, so every global step trains on the images a single replica would."""
     def stream(shard=(1, 0), replica_batch=None):
         return pipeline.train_dataset(
-            data.train, config.data, tuple(config.model.input_shape), target, batch,
+            data.train, config.data, tuple(config.model.input_shape), examples, batch,
             config.train.seed, start_step=first_step, shard=shard, replica_batch=replica_batch)
 
     if strategy.num_replicas_in_sync == 1:

@@ -10,6 +10,7 @@ from mobilenets.config import DataConfig
 from mobilenets.data import augment, pipeline
 
 CLASSES = 8
+ONE_HOT = pipeline.classifying(lambda label: tf.one_hot(label, 10))
 
 
 def constant_batch():
@@ -112,8 +113,7 @@ def test_rand_augment_rotates_within_the_magnitude():
 def stream(config, start_step=0, count=6):
     data = data_lib.load(DataConfig(source="sample", train_limit=40))
     return [(x.numpy(), y.numpy()) for x, y in pipeline.train_dataset(
-        data.train, config, (32, 32, 1), lambda label: tf.one_hot(label, 10), 8, 3,
-        start_step=start_step).take(count)]
+        data.train, config, (32, 32, 1), ONE_HOT, 8, 3, start_step=start_step).take(count)]
 
 
 def test_augmented_stream_resumes_at_the_same_batch():
@@ -135,7 +135,7 @@ def test_sharded_pipelines_mix_with_their_own_seeds():
     data = data_lib.load(DataConfig(source="sample", train_limit=40))
     config = DataConfig(source="sample", augment="none", mixup_alpha=0.8)
     first, second = (next(iter(pipeline.train_dataset(
-        data.train, config, (32, 32, 1), lambda label: tf.one_hot(label, 10), 8, 3,
+        data.train, config, (32, 32, 1), ONE_HOT, 8, 3,
         shard=(2, index))))[1].numpy() for index in (0, 1))
     assert first.shape == second.shape == (4, 10)
     assert not np.allclose(first.max(axis=1), second.max(axis=1))

@@ -18,7 +18,7 @@ from mobilenets.errors import UserError
 
 def one_hot(classes):
     """The classification task's targets."""
-    return lambda label: tf.one_hot(label, classes)
+    return pipeline.classifying(lambda label: tf.one_hot(label, classes))
 
 
 def test_idx_round_trip_and_truncation(tmp_path):

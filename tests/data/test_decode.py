@@ -68,7 +68,7 @@ def test_every_format_in_a_folder_decodes_in_training_and_evaluation(tmp_path, c
     for (a, _), (b, _) in zip(streamed.train.ordered(channels), data.train.ordered(channels)):
         np.testing.assert_array_equal(a, b)
     batch, _ = next(iter(pipeline.eval_dataset(data.eval, config, (16, 16, channels),
-                                               lambda label: label, 64)))
+                                               pipeline.classifying(lambda label: label), 64)))
     assert batch.shape == (len(data.eval), 16, 16, channels)
 
 
@@ -134,8 +134,8 @@ def test_a_folder_of_only_gifs_trains(tmp_path):
             (tmp_path / label / f"{i}.gif").write_bytes(encoded("P", "GIF"))
     config = DataConfig(source="folder", dir=str(tmp_path), validation_fraction=0.34)
     data = data_lib.load(config, channels=1)
-    stream = pipeline.train_dataset(data.train, config, (16, 16, 1), lambda label: label, 4,
-                                    seed=0)
+    stream = pipeline.train_dataset(data.train, config, (16, 16, 1),
+                                    pipeline.classifying(lambda label: label), 4, seed=0)
     images, _ = next(iter(stream))
     assert images.shape == (4, 16, 16, 1)
 

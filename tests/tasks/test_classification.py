@@ -28,8 +28,9 @@ def test_scores_on_hand_made_predictions():
 def test_targets_are_one_hot():
     import tensorflow as tf
 
-    target = tasks.get("classification").target(3)
-    np.testing.assert_array_equal(target(tf.constant(2)).numpy(), [0, 0, 1])
+    examples = tasks.get("classification").examples(None, 3)
+    np.testing.assert_array_equal(examples.target(tf.constant(2)).numpy(), [0, 0, 1])
+    np.testing.assert_array_equal(examples.truth(tf.constant(1)).numpy(), [0, 1, 0])
 
 
 def test_a_model_that_does_not_fit_is_named():
@@ -42,5 +43,8 @@ def test_a_model_that_does_not_fit_is_named():
         (None, 32, 32, 4), (None, 3), CLASSES)
     assert "not class probabilities" in task.check_model((None, 32, 32, 3), (None, 4, 4, 3),
                                                         CLASSES)
-    with pytest.raises(ValueError, match="unknown task 'detection'"):
-        tasks.get("detection")
+    assert "not class probabilities" in task.check_model(
+        (None, 32, 32, 3), [(None, 9, 4), (None, 9, 4)], CLASSES)
+    with pytest.raises(ValueError, match="unknown task 'segmentation'; valid: classification, "
+                                         "detection"):
+        tasks.get("segmentation")

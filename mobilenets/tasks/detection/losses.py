@@ -15,18 +15,52 @@ def ssd_loss(class_targets, box_targets, class_logits, box_codes, *, negatives_p
     """The batch's loss from targets (`targets.assign`: [B, N] classes, [B, N, 4] codes) and
     the model's outputs ([B, N, classes + 1] logits, [B, N, 4] codes)."""
     class_targets = tf.cast(class_targets, tf.int32)
-    positive = class_targets > 0
-    positives = tf.maximum(tf.reduce_sum(tf.cast(positive, tf.float32)), 1.0)
+    positive = tf.cast(class_targets > 0, tf.float32)
+    positives = tf.maximum(tf.reduce_sum(positive), 1.0)
+    localization = localization_sums(box_targets, positive, box_codes)
+    classification = classification_sums(class_targets, class_logits, negatives_per_positive,
+                                         focal)
+    return tf.reduce_sum(localization + classification) / positives
+
+
+def localization_sums(box_targets, positive, box_codes):
+    """Each image's smooth L1 loss [B] summed over its matched anchors (`positive` [B, N])."""
     diff = tf.abs(tf.cast(box_codes, tf.float32) - tf.cast(box_targets, tf.float32))
     smooth_l1 = tf.reduce_sum(tf.where(diff < 1.0, 0.5 * diff**2, diff - 0.5), axis=-1)
-    localization = tf.reduce_sum(tf.where(positive, smooth_l1, 0.0))
+    return tf.reduce_sum(smooth_l1 * positive, axis=1)
+
+
+def classification_sums(class_targets, class_logits, negatives_per_positive, focal):
+    """Each image's classification loss [B]: hard-mined cross-entropy or the focal loss."""
     logits = tf.cast(class_logits, tf.float32)
     if focal:
-        classification = tf.reduce_sum(focal_loss(class_targets, logits))
-    else:
-        classification = tf.reduce_sum(mined_cross_entropy(class_targets, logits,
-                                                           negatives_per_positive))
-    return (localization + classification) / positives
+        return tf.reduce_sum(focal_loss(class_targets, logits), axis=1)
+    return tf.reduce_sum(mined_cross_entropy(class_targets, logits, negatives_per_positive),
+                         axis=1)
+
+
+def keras_losses(*, negatives_per_positive=3, focal=False):
+    """`ssd_loss` as a loss per output of SSDLite, for `compile`: {"boxes": ..., "classes":
+    ...}. The `boxes` target is [B, N, 5]: the codes and 1.0 on matched anchors (what the
+    localization term needs of the classes). Each returns per-image values whose mean over the
+    batch (Keras' reduction) is its term of `ssd_loss`: the batch's sum over its matched
+    anchors."""
+    def scale(sums, positive):  # mean over the batch of these = sum / matched anchors
+        batch = tf.cast(tf.shape(sums)[0], tf.float32)
+        return sums * batch / tf.maximum(tf.reduce_sum(positive), 1.0)
+
+    def boxes(y_true, y_pred):
+        y_true = tf.cast(y_true, tf.float32)
+        positive = y_true[..., 4]
+        return scale(localization_sums(y_true[..., :4], positive, y_pred), positive)
+
+    def classes(y_true, y_pred):
+        class_targets = tf.cast(tf.reshape(y_true, tf.shape(y_pred)[:2]), tf.int32)
+        positive = tf.cast(class_targets > 0, tf.float32)
+        return scale(classification_sums(class_targets, y_pred, negatives_per_positive, focal),
+                     positive)
+
+    return {"boxes": boxes, "classes": classes}
 
 
 def mined_cross_entropy(class_targets, logits, negatives_per_positive):

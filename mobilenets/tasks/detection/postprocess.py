@@ -1,7 +1,9 @@
-"""From SSDLite's outputs to detections, as TF's Object Detection API configures SSDLite (and
-TFLite_Detection_PostProcess runs on the phone): box codes decoded on their anchors, class
-scores by softmax with the background column dropped, then non-maximum suppression per class
-(IoU 0.6, up to 100 detections per class and per image)."""
+"""From SSDLite's outputs to detections, as the exported file's TFLite_Detection_PostProcess op
+computes them on the phone (its fast mode, what TF's Object Detection API exports): box codes
+decoded on their anchors, class scores by softmax with the background column dropped, each box
+kept with its best class, then one non-maximum suppression over all boxes (IoU 0.6, up to 100
+detections). Scoring the Keras model this way gives the figures the shipped file gives; the
+papers' COCO figures use per-class suppression, which keeps more low-scored candidates."""
 
 import tensorflow as tf
 
@@ -14,13 +16,20 @@ SCORE_THRESHOLD = 1e-8
 
 def detect(box_codes, class_logits, anchors, max_detections=MAX_DETECTIONS,
            iou_threshold=IOU_THRESHOLD, score_threshold=SCORE_THRESHOLD):
-    """(boxes [B, max, 4] corners clipped to the image, scores [B, max], classes [B, max]
-    0-based, count [B]) from a batch of outputs; rows past `count` are padding."""
-    decoded = tf.clip_by_value(box_ops.decode(box_codes, anchors), 0.0, 1.0)
+    """(boxes [B, max, 4] corners, scores [B, max], classes [B, max] 0-based, count [B]) from a
+    batch of outputs, best first; rows past `count` are zeros."""
+    decoded = box_ops.decode(box_codes, anchors)
     scores = tf.nn.softmax(tf.cast(class_logits, tf.float32), axis=-1)[..., 1:]
-    result = tf.image.combined_non_max_suppression(
-        decoded[:, :, None, :], scores, max_output_size_per_class=max_detections,
-        max_total_size=max_detections, iou_threshold=iou_threshold,
-        score_threshold=score_threshold, clip_boxes=False)
-    return (result.nmsed_boxes, result.nmsed_scores, tf.cast(result.nmsed_classes, tf.int32),
-            result.valid_detections)
+    best = tf.reduce_max(scores, axis=-1)
+    classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
+    kept, count = tf.image.non_max_suppression_padded(
+        decoded, best, max_detections, iou_threshold=iou_threshold,
+        score_threshold=score_threshold, pad_to_max_output_size=True)
+    valid = tf.range(max_detections)[None, :] < count[:, None]
+
+    def picked(values):
+        gathered = tf.gather(values, kept, batch_dims=1)
+        mask = valid if gathered.shape.rank == 2 else valid[:, :, None]  # boxes: [B, max, 4]
+        return tf.where(mask, gathered, tf.zeros_like(gathered))
+
+    return picked(decoded), picked(best), picked(classes), count

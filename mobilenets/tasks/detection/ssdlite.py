@@ -87,3 +87,10 @@ def grid_sizes(model):
             return sizes
         sizes.append(tuple(layer.output.shape[1:3]))
         index += 1
+
+
+def backbone_part(model):
+    """The backbone of SSDLite `model`, as a model sharing its layers (up to the map the extra
+    layers start from): what a classifier's pretrained weights load into."""
+    return keras.Model(model.input, model.get_layer("extra0_reduce_conv").input,
+                       name=f"{model.name}_backbone")

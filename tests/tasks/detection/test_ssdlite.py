@@ -146,13 +146,14 @@ def test_detections_decode_and_suppress_duplicates():
     codes = boxes.encode(np.tile(target, (len(anchor_boxes), 1)), anchor_boxes).numpy()
     logits = np.full((len(anchor_boxes), 3), -5.0, np.float32)
     logits[:, 2] = 5.0  # every anchor says: class 1 at the same box
+    logits[3, 1:] = [6.0, -5.0]  # one anchor says class 0, more surely, at the same box
     found, scores, classes, count = postprocess.detect(codes[None], logits[None], anchor_boxes)
-    # 8 anchors, one box: per class, one detection is left (class 0's with a tiny score)
-    assert int(count[0]) == 2
-    np.testing.assert_allclose(found[0, :2], [target, target], atol=1e-5)
-    np.testing.assert_array_equal(classes[0, :2], [1, 0])
-    total = np.exp(5) + 2 * np.exp(-5)
-    np.testing.assert_allclose(scores[0, :2], [np.exp(5) / total, np.exp(-5) / total], rtol=1e-4)
+    # 8 anchors, one box: each anchor keeps its best class, and one box is left
+    assert int(count[0]) == 1
+    np.testing.assert_allclose(found[0, 0], target, atol=1e-5)
+    assert classes[0, 0] == 0
+    np.testing.assert_allclose(scores[0, 0], np.exp(6) / (np.exp(6) + 2 * np.exp(-5)), rtol=1e-4)
+    assert (found.numpy()[0, 1:] == 0).all() and (scores.numpy()[0, 1:] == 0).all()
 
 
 def test_coco_map_on_known_cases():

@@ -1,10 +1,11 @@
 """The model table of `mobilenets models`: every published variant, profiled, beside its paper's
-figures."""
+figures; classifiers, and SSDLite detectors on the backbones the papers pair it with."""
 
 import dataclasses
 
 from mobilenets.models.profile import profile
 from mobilenets.models.registry import build_model
+from mobilenets.tasks.detection import ssdlite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,8 +14,9 @@ class Variant:
 
     name: str
     options: dict
-    top1: float | None = None  # ImageNet top-1 %, float
+    top1: float | None = None  # ImageNet top-1 %, float; detection: COCO mAP
     paper_macs: float | None = None  # millions of multiply-adds at 224 (299 for Xception)
+    task: str = "classification"
 
 
 # Sources: the papers (V1 widths: Table 6; ShuffleNet V2 widths: Table 8; MobileNeXt: its
@@ -57,7 +59,20 @@ VARIANTS = (
     Variant("squeezenet", {"version": "1.0"}, 57.5, None),
     Variant("squeezenet", {"version": "1.1"}, None, None),
     Variant("xception", {"input_shape": (299, 299, 3)}, 79.0, None),
+    # SSDLite at 320x320 for COCO's 90 category ids: MobileNetV2 paper Table 6 (22.1 mAP, 4.3M
+    # parameters, 0.8B MAdds), MobileNetV3 paper Table 6 (22.0 and 16.1 mAP).
+    Variant("mobilenet_v2", {"input_shape": (320, 320, 3)}, 22.1, 800, task="detection"),
+    Variant("mobilenet_v3_large", {"input_shape": (320, 320, 3)}, 22.0, task="detection"),
+    Variant("mobilenet_v3_small", {"input_shape": (320, 320, 3)}, 16.1, task="detection"),
 )
+COCO_CLASSES = 90  # TF's Object Detection API's SSD configs: COCO's category ids, 1 to 90
+
+
+def build(variant):
+    """The variant's Keras model: the classifier, or SSDLite for COCO."""
+    if variant.task == "detection":
+        return ssdlite.build(variant.name, COCO_CLASSES, **variant.options)
+    return build_model(variant.name, **variant.options)
 
 
 def rows(names=None):
@@ -66,31 +81,36 @@ def rows(names=None):
     for variant in VARIANTS:
         if names and variant.name not in names:
             continue
-        stats = profile(build_model(variant.name, **variant.options))
+        stats = profile(build(variant))
         yield {
             "name": variant.name,
+            "task": variant.task,
             "options": variant.options,
             "input": list(variant.options.get("input_shape", (224, 224, 3))),
             "params": stats["params"],
             "trainable_params": stats["trainable_params"],
             "macs": stats["macs"],
             "paper_macs_millions": variant.paper_macs,
-            "paper_top1": variant.top1,
+            "paper_top1" if variant.task == "classification" else "paper_map": variant.top1,
         }
 
 
 def format_table(table):
     """Formats `rows()` output as a fixed-width text table."""
-    header = ("model", "options", "input", "params", "MACs", "paper MACs", "paper top-1")
+    header = ("model", "task", "options", "input", "params", "MACs", "paper MACs",
+              "paper score")
     lines = [header]
     for row in table:
         options = ", ".join(f"{k}={v}" for k, v in row["options"].items()
                             if k != "input_shape") or "-"
+        score = (f"{row['paper_top1']:.1f}% top-1" if row.get("paper_top1") is not None else
+                 f"{row['paper_map']:.1f} mAP" if row.get("paper_map") is not None else "-")
         lines.append((
-            row["name"], options, "x".join(map(str, row["input"])),
+            row["name"], "SSDLite" if row["task"] == "detection" else "classifier", options,
+            "x".join(map(str, row["input"])),
             f"{row['params'] / 1e6:.2f}M", f"{row['macs'] / 1e6:.0f}M",
             "-" if row["paper_macs_millions"] is None else f"{row['paper_macs_millions']}M",
-            "-" if row["paper_top1"] is None else f"{row['paper_top1']:.1f}%",
+            score,
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
