@@ -192,9 +192,10 @@ def resized_whole(image, shape, config):
 def unpack(outputs):
     """(boxes, classes, scores, count) as numpy arrays, classes and count as integers (a
     file's rows past the count may hold anything: they become zeros)."""
-    boxes, classes, scores, count = (np.nan_to_num(np.asarray(o, np.float32)) for o in outputs)
-    return (boxes, np.round(classes).astype(np.int64), scores,
-            np.round(count).astype(np.int64).reshape(-1))
+    boxes, classes, scores, count = (np.nan_to_num(np.asarray(o, np.float32), posinf=0.0,
+                                                   neginf=0.0) for o in outputs)
+    classes = np.clip(np.round(classes), -1, np.iinfo(np.int32).max)
+    return boxes, classes.astype(np.int64), scores, np.round(count).astype(np.int64).reshape(-1)
 
 
 def iou(a, b):
