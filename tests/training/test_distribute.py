@@ -201,40 +201,20 @@ def test_qat_trains_under_mirrored(tmp_path):
     assert json.loads((tmp_path / "qat/metrics.json").read_text())["replicas"] == 2
 
 
-DETECTION = """
-task:
-  name: detection
-model:
-  name: mobilenet_v2
-  alpha: 0.35
-  input_shape: [64, 64, 3]
-data:
-  source: scenes
-  scene_size: 64
-  train_scenes: 64
-  eval_scenes: 16
-train:
-  epochs: 1
-  batch_size: 32
-  optimizer: adam
-  learning_rate: 0.001
-  schedule: constant
-export:
-  modes: []
-"""
-
-
 def test_detection_trains_on_mirrored_replicas(tmp_path):
     """SSDLite's two outputs and dict targets through two mirrored replicas: each replica's
     loss is normalized by its own matched anchors, so the figures are not one replica's
     exactly, but the run trains, validates and scores."""
+    from tests.tasks.detection.test_task import QUICK
+
     config = tmp_path / "detection.yaml"
-    config.write_text(DETECTION)
+    config.write_text(QUICK)
+    settings = ("runtime.strategy=mirrored", "runtime.virtual_cpus=2", "train.batch_size=32",
+                "export.modes=[]")
     done = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--config", str(config), "--workdir",
-         str(tmp_path / "run"), "--set", "runtime.strategy=mirrored", "--set",
-         "runtime.virtual_cpus=2"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, timeout=900)
+         str(tmp_path / "run"), *[a for s in settings for a in ("--set", s)]], cwd=ROOT,
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "2 replicas in sync (1 worker(s)), global batch 32, 16 per replica" in done.stdout
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
