@@ -26,19 +26,29 @@ MIX_STREAM = 1000
 class Examples:
     """How a task turns a split's (uint8 image, label) into what a model sees (the task's
     `examples`). A label is a class index for classification, an image's padded objects for
-    detection.
+    detection, its mask for segmentation.
 
     - `augment(image, label, seed, shape, config, ops)` -> (float image of `shape`, label):
-      training's augmentation (a box-aware one moves the objects with the pixels);
+      training's augmentation (a box- or mask-aware one moves the label with the pixels);
     - `evaluation(image, shape, config)` -> the float image validation and scores see;
     - `target(label)`: what the model trains against (its loss's y_true);
-    - `truth(label)`: what the task's scores compare predictions with.
+    - `truth(label)`: what the task's scores compare predictions with;
+    - `label_at_input(label, shape)`, if set: the label of an image resized to the input, as
+      evaluation and Android's clients resize the whole image (segmentation's masks);
+      before `target` and `truth` in validation, scores and export.
     """
 
     target: Callable
     truth: Callable
     augment: Callable
     evaluation: Callable
+    label_at_input: Callable | None = None
+
+    def evaluated(self, label, shape, truth):
+        """An evaluation image's label as `target` (or with `truth`, as `truth`) gives it."""
+        if self.label_at_input is not None:
+            label = self.label_at_input(label, shape)
+        return (self.truth if truth else self.target)(label)
 
 
 def classifying(target):
@@ -97,10 +107,9 @@ def train_dataset(split, config, shape, examples, batch_size, seed, start_step=0
 def eval_dataset(split, config, shape, examples, batch_size, truth=False):
     """The evaluation split in order, batched (the last batch may be smaller): (image, target)
     as the task's `examples` make them for validation, or (image, truth) for its scores."""
-    label_of = examples.truth if truth else examples.target
-
     def element(image, label):
-        return examples.evaluation(image, shape, config), label_of(label)
+        return (examples.evaluation(image, shape, config),
+                examples.evaluated(label, shape, truth))
 
     stream = split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
                                          deterministic=True)
@@ -114,7 +123,7 @@ def client_dataset(split, shape, examples, batch_size):
     the whole image resized to the input, no crop or padding), batched, with the truth the
     task's scores compare with. What exported files are verified on."""
     def element(image, label):
-        return client_transform(image, shape), examples.truth(label)
+        return client_transform(image, shape), examples.evaluated(label, shape, truth=True)
 
     return split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
                                        deterministic=True).batch(batch_size).prefetch(

@@ -287,7 +287,8 @@ def _tfds_split(builder, split, config):
         log.info("streaming %s[%s] from disk (%d images)", builder.name, split,
                  info.num_examples)
         return RecordSplit(files=[str(f) for f in info.filepaths], count=info.num_examples,
-                           parse=parse, parse_objects=detection)
+                           parse=parse,
+                           kind="objects" if detection else "classes")
     dataset = builder.as_dataset(split=split, shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
     encoded, labels = [], []
