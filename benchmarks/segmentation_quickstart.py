@@ -7,7 +7,7 @@ Times `mobilenets train` on a fresh run directory (wall clock, and the CPU time 
 threads), then writes results/segmentation_quickstart.json and .md: mIoU and pixel accuracy of
 the Keras model and of the float32 and int8 files on the test scenes (as Android's clients feed
 them), IoU per class, the files' sizes, XNNPACK partitions and LiteRT latency, with the command,
-date, commit and machine. About 6 minutes on 2 cores.
+date, commit and machine. About 5 minutes on 2 cores.
 """
 
 import argparse

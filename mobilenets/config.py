@@ -465,8 +465,7 @@ def _check_task(config):
     refused = {"qat.enabled": config.qat.enabled, "train.teacher": config.train.teacher,
                "data.randaugment_ops": config.data.randaugment_ops,
                "data.mixup_alpha": config.data.mixup_alpha,
-               "data.cutmix_alpha": config.data.cutmix_alpha,
-               "runtime.strategy multi_worker": config.runtime.strategy == "multi_worker"}
+               "data.cutmix_alpha": config.data.cutmix_alpha}
     for key, value in refused.items():
         if value:
             raise UserError(f"{key}: not available for {task} (classification only, for now)")

@@ -75,6 +75,16 @@ def test_mask_folder_source_reads_images_with_their_masks(tmp_path):
     assert len(held.train) == 3 and len(held.validation) == 1
 
 
+def test_a_corrupt_image_is_skipped_with_its_mask(tmp_path, caplog):
+    written = write_mask_folder(tmp_path)
+    (tmp_path / "train/images/1.png").write_bytes(b"not a png")
+    data = data_lib.load(DataConfig(source="masks", dir=str(tmp_path)), splits=("train",),
+                         task="segmentation")
+    assert len(data.train) == 3 and "1.png" in caplog.text
+    for (_, mask), expected in zip(data.train.ordered(3), [written[0], *written[2:]]):
+        np.testing.assert_array_equal(mask.numpy()[..., 0], expected)
+
+
 def test_voc_layout_reads_palette_masks_as_class_indices(tmp_path):
     (tmp_path / "ImageSets/Segmentation").mkdir(parents=True)
     (tmp_path / "JPEGImages").mkdir()
