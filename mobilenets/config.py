@@ -77,7 +77,7 @@ class TaskConfig:
     name: Literal["classification", "detection", "segmentation"] = option(
         "classification", "what the model is trained to do: classification, detection "
         "(SSDLite on the model's backbone; data.source scenes, coco or tfds) or segmentation "
-        "(a DeepLabv3 or LR-ASPP head; data.source scenes or masks)")
+        "(a DeepLabv3 or LR-ASPP head; data.source scenes, masks or tfds)")
     match_threshold: float = option(
         0.5, "detection: the IoU at which an anchor is matched to an object (each object "
         "also takes its best anchor)", Range(0, 1, low_open=True))
@@ -136,10 +136,14 @@ class DataConfig:
         "files), folder (one subfolder per class) or tfds; detection: scenes (Fashion-MNIST "
         "items placed on larger canvases, made here), coco (COCO-format JSON and images) or tfds "
         "(a dataset with objects: coco/2017, voc); segmentation: scenes (with their pixel "
-        "masks) or masks (<split>/images/ and <split>/masks/ PNGs with labels.txt, or PASCAL "
-        "VOC's folders)")
+        "masks), masks (<split>/images/ and <split>/masks/ PNGs with labels.txt, or PASCAL "
+        "VOC's folders) or tfds (a dataset with a segmentation_mask or segmentation_label "
+        "feature, and data.mask_classes)")
     dir: str = option("", "folder root, Fashion-MNIST IDX folder, the tfds data_dir, or the "
                       "COCO-format or mask folder")
+    mask_classes: list[str] = option(
+        [], "segmentation from tfds: the names of mask values 0, 1, ... (tfds masks carry "
+        "none; oxford_iiit_pet: [none, pet, background, border])")
     scene_size: int = option(96, "scenes: the side of a scene, in pixels", Range(32, 1024))
     train_scenes: int = option(4000, "scenes: how many training scenes", POSITIVE)
     eval_scenes: int = option(500, "scenes: how many evaluation scenes", POSITIVE)
@@ -451,7 +455,8 @@ def from_dict(data):
 
 
 TASK_SOURCES = {"classification": ("sample", "fashion_mnist", "folder", "tfds"),
-                "detection": ("scenes", "coco", "tfds"), "segmentation": ("scenes", "masks")}
+                "detection": ("scenes", "coco", "tfds"),
+                "segmentation": ("scenes", "masks", "tfds")}
 
 
 def _check_task(config):

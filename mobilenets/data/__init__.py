@@ -40,7 +40,7 @@ def load(config, seed=0, splits=("train", "eval"), channels=3, task="classificat
     config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
                                  manual_dir=os.path.expanduser(config.manual_dir))
     loader = LOADERS[config.source]
-    if config.source == "scenes":  # the same scenes, with objects or with masks
+    if config.source in ("scenes", "tfds"):  # scenes: objects or masks; tfds: classes or masks
         loader = functools.partial(loader, masks=task == "segmentation")
     data = loader(config, seed, set(splits), channels)
     limits = {"train": config.train_limit, "eval": config.eval_limit}

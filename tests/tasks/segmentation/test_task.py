@@ -4,6 +4,7 @@ scoring, pretrained backbones, and a whole run through the CLI: train, evaluate 
 .tflite files, predict masks."""
 
 import dataclasses
+import functools
 import json
 import re
 
@@ -106,6 +107,60 @@ def test_voc_layout_reads_palette_masks_as_class_indices(tmp_path):
     with pytest.raises(UserError, match="val.txt not found; the splits listed there: train"):
         data_lib.load(DataConfig(source="masks", dir=str(tmp_path), eval_split="val"),
                       splits=("eval",), task="segmentation")
+
+
+@functools.cache
+def tiny_masks_builder():
+    """A tfds dataset with segmentation masks in oxford_iiit_pet's form (an image, a class
+    label, a 1-channel `segmentation_mask`), built offline; registered once per process."""
+    import tensorflow_datasets as tfds
+
+    class TinyMasks(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(16, 24, 3)),
+                "label": tfds.features.ClassLabel(names=["cat", "dog"]),
+                "segmentation_mask": tfds.features.Image(shape=(16, 24, 1))}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(4), "test": self._generate_examples(2)}
+
+        def _generate_examples(self, count):
+            for i in range(count):
+                yield i, {"image": np.full((16, 24, 3), 30 * i, np.uint8), "label": i % 2,
+                          "segmentation_mask": tiny_mask(i)}
+
+    return TinyMasks
+
+
+def tiny_mask(index):
+    mask = np.full((16, 24, 1), 2, np.uint8)  # oxford_iiit_pet: 2 is the background
+    mask[4:12, index:index + 8] = 1
+    return mask
+
+
+@pytest.mark.parametrize("cache", [True, False])  # in memory, or streamed from the records
+def test_tfds_source_gives_the_datasets_masks(tmp_path, cache):
+    builder = tiny_masks_builder()(data_dir=str(tmp_path))
+    builder.download_and_prepare()
+    config = DataConfig(source="tfds", name=builder.name, dir=str(tmp_path), cache=cache,
+                        mask_classes=["none", "pet", "background"])
+    data = data_lib.load(config, task="segmentation")
+    assert data.class_names == ["none", "pet", "background"] and len(data.train) == 4
+    assert data.train.kind == "masks"
+    masks = sorted((mask.numpy().tobytes() for _, mask in data.train.ordered(3)))
+    assert masks == sorted(tiny_mask(i).tobytes() for i in range(4))
+    examples = tasks.get("segmentation").examples(None, 3)
+    images, targets = next(iter(pipeline.train_dataset(data.train, config, (16, 16, 3),
+                                                       examples, 2, seed=1)))
+    assert images.shape == (2, 16, 16, 3) and targets.shape == (2, 16, 16, 1)
+    assert set(np.unique(targets)) <= {1, 2, 255}
+    classes = data_lib.load(DataConfig(source="tfds", name=builder.name, dir=str(tmp_path)))
+    assert classes.class_names == ["cat", "dog"]  # the same dataset, classified
+    with pytest.raises(UserError, match="data.mask_classes: name the classes"):
+        data_lib.load(dataclasses.replace(config, mask_classes=[]), task="segmentation")
 
 
 def segmentation_config(tmp_path, data_dir, extra=""):
