@@ -341,7 +341,8 @@ data:
 
 
 @pytest.mark.slow
-def test_segmentation_trains_evaluates_exports_and_predicts_from_the_cli(tmp_path, capsys):
+def test_segmentation_trains_evaluates_exports_predicts_and_resumes_from_the_cli(tmp_path,
+                                                                                 capsys):
     config = tmp_path / "segmentation.yaml"
     config.write_text(QUICK)
     workdir = tmp_path / "run"
@@ -384,3 +385,6 @@ def test_segmentation_trains_evaluates_exports_and_predicts_from_the_cli(tmp_pat
         assert result["classes"][0]["label"] in metrics["per_class_iou"]
         mask = np.asarray(Image.open(result["mask"]))
         assert mask.shape == (70, 80) and mask.max() <= 10
+    assert main(["train", "--config", str(config), "--workdir", str(workdir), "--set",
+                 "train.epochs=2", "export.modes=[]"]) == 0  # resumed: one more epoch
+    assert len((workdir / "history.csv").read_text().splitlines()) == 3
