@@ -13,25 +13,18 @@ command, date, commit and machine. About 10 minutes on 2 cores.
 import argparse
 import json
 import pathlib
-import resource
-import shutil
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance  # noqa: E402
+from timed_train import heading, timed_train  # noqa: E402
 
 EXPERIMENT = "experiments/detection_quickstart.yaml"
 
 
 def markdown(result):
     keras = result["keras"]
-    lines = [f"# {result['measurement']}", "",
-             f"`{result['command']}` on {result['date']}, commit {result['commit']}, "
-             f"{result['machine']['cpu']} ({result['machine']['cores']} cores): the whole run "
-             f"(train, evaluate, export) {result['wall_seconds'] / 60:.1f} min wall clock, "
-             f"{result['cpu_seconds'] / 60:.1f} min CPU.", "",
+    lines = [*heading(result),
              f"{result['test_images']} test scenes, {result['test_objects']} objects.", "",
              "| model | mAP@[.5:.95] | mAP@.5 | mAP@.75 | size | latency (1 thread) | "
              "XNNPACK partitions |",
@@ -50,24 +43,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/detection_quickstart_measured")
     args = parser.parse_args()
-    workdir = pathlib.Path(args.workdir).resolve()
-    shutil.rmtree(workdir, ignore_errors=True)  # from scratch: the time of a whole run
-    command = [sys.executable, "-m", "mobilenets", "train", "--config", EXPERIMENT,
-               "--workdir", str(workdir)]
-    print("$", " ".join(command), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=provenance.ROOT)
-    wall = time.perf_counter() - started
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    metrics = json.loads((workdir / "metrics.json").read_text())
-    report = json.loads((workdir / "export/report.json").read_text())
+    wall, cpu, metrics, report = timed_train(EXPERIMENT, args.workdir)
     keys = ("map", "map50", "map75", "size_mb", "median_latency_ms", "partitions",
             "ops_outside_xnnpack")
     result = {"measurement": "Detection quickstart (SSDLite, MobileNetV2 0.35, 128x128, "
                              "synthetic Fashion-MNIST scenes)",
               **provenance.stamp(), "experiment": EXPERIMENT,
-              "wall_seconds": round(wall, 1),
-              "cpu_seconds": round(children.ru_utime + children.ru_stime, 1),
+              "wall_seconds": wall, "cpu_seconds": cpu,
               "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
               "test_objects": metrics["objects"],
               "keras": {key: metrics[key] for key in ("map", "map50", "map75")},

@@ -148,9 +148,10 @@ def export_command(args):
     from mobilenets.export import stage
 
     config = _load_config(args)
-    report = stage.export_model(config, tasks.get(config.task), args.model, args.workdir,
-                                args.modes)
-    print(json.dumps({name: {k: entry[k] for k in ("top1", "agreement", "size_mb", "partitions")}
+    task = tasks.get(config.task)
+    report = stage.export_model(config, task, args.model, args.workdir, args.modes)
+    keys = (task.headline, "agreement", "size_mb", "partitions")
+    print(json.dumps({name: {k: entry[k] for k in keys}
                       for name, entry in report["files"].items()}))
 
 
@@ -162,6 +163,8 @@ def _predict_arguments(parser):
                         "image (default 3)")
     parser.add_argument("--labels", help="class names, one per line (default: the labels "
                         "packed in a .tflite file, or labels.txt beside the model)")
+    parser.add_argument("--masks", metavar="DIR", help="a segmenter's masks of class "
+                        "indices, at each image's size, written to DIR as <image>.mask.png")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -169,7 +172,7 @@ def predict_command(args):
     from mobilenets import prediction
 
     results = prediction.predict_files(args.model, args.images, top=args.top,
-                                       labels_path=args.labels)
+                                       labels_path=args.labels, masks_dir=args.masks)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -177,6 +180,10 @@ def predict_command(args):
         if "detections" in result:
             ranked = ", ".join(f"{d['label']} {d['score']:.3f} at {d['box']}"
                                for d in result["detections"]) or "nothing found"
+        elif "classes" in result:
+            ranked = ", ".join(f"{c['label']} {100 * c['fraction']:.1f}% of pixels"
+                               for c in result["classes"])
+            ranked += f" (mask: {result['mask']})" if "mask" in result else ""
         else:
             ranked = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["top"])
         print(f"{result['image']}: {ranked}")

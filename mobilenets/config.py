@@ -74,9 +74,10 @@ def option(default, help, check=None):
 
 @dataclasses.dataclass
 class TaskConfig:
-    name: Literal["classification", "detection"] = option(
-        "classification", "what the model is trained to do: classification, or detection "
-        "(SSDLite on the model's backbone; data.source scenes or coco)")
+    name: Literal["classification", "detection", "segmentation"] = option(
+        "classification", "what the model is trained to do: classification, detection "
+        "(SSDLite on the model's backbone; data.source scenes, coco or tfds) or segmentation "
+        "(a DeepLabv3 or LR-ASPP head; data.source scenes, masks or tfds)")
     match_threshold: float = option(
         0.5, "detection: the IoU at which an anchor is matched to an object (each object "
         "also takes its best anchor)", Range(0, 1, low_open=True))
@@ -88,6 +89,15 @@ class TaskConfig:
     nms_iou_threshold: float = option(
         0.6, "detection: non-maximum suppression drops a box overlapping a better one of its "
         "class this much", Range(0, 1, low_open=True))
+    head: Literal["deeplab_v3", "lraspp"] = option(
+        "deeplab_v3", "segmentation: deeplab_v3 (the MobileNetV2 paper's light head: 1x1 conv "
+        "beside image pooling) or lraspp (the MobileNetV3 paper's, on stride-8 and stride-16 "
+        "maps)")
+    output_stride: Literal[8, 16] = option(
+        16, "segmentation, deeplab_v3: the backbone's output stride (its last blocks dilated "
+        "instead of strided); lraspp is always 16")
+    aspp: bool = option(False, "segmentation, deeplab_v3: add ASPP's three dilated 3x3 convs "
+                        "(the paper's Table 7 'ASPP' row)")
 
 
 @dataclasses.dataclass
@@ -120,13 +130,20 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    source: Literal["sample", "fashion_mnist", "folder", "tfds", "scenes", "coco"] = option(
+    source: Literal["sample", "fashion_mnist", "folder", "tfds", "scenes", "coco",
+                    "masks"] = option(
         "sample", "classification: sample (bundled Fashion-MNIST subset), fashion_mnist (IDX "
         "files), folder (one subfolder per class) or tfds; detection: scenes (Fashion-MNIST "
         "items placed on larger canvases, made here), coco (COCO-format JSON and images) or tfds "
-        "(a dataset with objects: coco/2017, voc)")
+        "(a dataset with objects: coco/2017, voc); segmentation: scenes (with their pixel "
+        "masks), masks (<split>/images/ and <split>/masks/ PNGs with labels.txt, or PASCAL "
+        "VOC's folders) or tfds (a dataset with a segmentation_mask or segmentation_label "
+        "feature, and data.mask_classes)")
     dir: str = option("", "folder root, Fashion-MNIST IDX folder, the tfds data_dir, or the "
-                      "COCO-format folder")
+                      "COCO-format or mask folder")
+    mask_classes: list[str] = option(
+        [], "segmentation from tfds: the names of mask values 0, 1, ... (tfds masks carry "
+        "none; oxford_iiit_pet: [none, pet, background, border])")
     scene_size: int = option(96, "scenes: the side of a scene, in pixels", Range(32, 1024))
     train_scenes: int = option(4000, "scenes: how many training scenes", POSITIVE)
     eval_scenes: int = option(500, "scenes: how many evaluation scenes", POSITIVE)
@@ -135,8 +152,9 @@ class DataConfig:
         "(data.dir or the Debian package's folder), else on the bundled 2,000 test images")
     name: str = option("", "tfds dataset name, e.g. imagenet2012")
     manual_dir: str = option("", "tfds manual download folder (imagenet2012)")
-    train_split: str = option("train", "tfds split, folder subfolder, or coco: the JSON "
-                              "file (or a folder holding one) under data.dir, for training")
+    train_split: str = option("train", "tfds split, folder subfolder, coco: the JSON "
+                              "file (or a folder holding one) under data.dir, masks: the "
+                              "subfolder (VOC: the ImageSets/Segmentation list), for training")
     eval_split: str = option("test", "likewise for evaluation (folder: empty with "
                              "validation_fraction)")
     validation_fraction: float = option(
@@ -151,7 +169,9 @@ class DataConfig:
     augment: Literal["inception", "flip_crop", "flip", "none"] = option(
         "inception", "training augmentation: inception (random resized crop and flip), "
         "flip_crop (pad, random crop, flip), flip or none; detection: inception and flip_crop "
-        "are SSD's random crop (boxes kept), flip and a brightness / contrast jitter")
+        "are SSD's random crop (boxes kept), flip and a brightness / contrast jitter; "
+        "segmentation: inception and flip_crop are DeepLab's random scale (0.5-2), crop and "
+        "flip of image and mask together")
     min_crop_area: float = option(0.08, "inception crop: smallest fraction of the image kept",
                                   Range(0, 1, low_open=True))
     crop_padding: int = option(0, "flip_crop: zero pixels added on each side (0: 1/8 of the "
@@ -216,13 +236,15 @@ class TrainConfig:
     beta_1: float = option(0.9, "Adam / AdamW first-moment decay", Range(0, 1, high_open=True))
     beta_2: float = option(0.999, "Adam / AdamW second-moment decay",
                            Range(0, 1, high_open=True))
-    schedule: Literal["exponential", "cosine", "linear", "step", "constant"] = option(
-        "exponential", "learning-rate schedule after warmup")
+    schedule: Literal["exponential", "cosine", "linear", "poly", "step", "constant"] = option(
+        "exponential", "learning-rate schedule after warmup (poly: DeepLab's, the rate times "
+        "(1 - progress) ** poly_power)")
+    poly_power: float = option(0.9, "poly: the power (DeepLab: 0.9)", POSITIVE)
     decay_rate: float = option(0.98, "exponential: factor per decay_epochs", POSITIVE)
     decay_epochs: float = option(1.0, "exponential: epochs per decay step", POSITIVE)
     step_epochs: list[float] = option([30.0, 60.0, 80.0], "step: epochs where the rate drops")
     step_factor: float = option(0.1, "step: factor at each of step_epochs", POSITIVE)
-    min_learning_rate: float = option(0.0, "where cosine and linear end", NON_NEGATIVE)
+    min_learning_rate: float = option(0.0, "where cosine, linear and poly end", NON_NEGATIVE)
     warmup_epochs: float = option(0.0, "linear warmup from 0, in epochs", NON_NEGATIVE)
     freeze_backbone_epochs: int = option(
         0, "fine-tuning: train only the classifier for the first N epochs, the backbone "
@@ -433,7 +455,8 @@ def from_dict(data):
 
 
 TASK_SOURCES = {"classification": ("sample", "fashion_mnist", "folder", "tfds"),
-                "detection": ("scenes", "coco", "tfds")}
+                "detection": ("scenes", "coco", "tfds"),
+                "segmentation": ("scenes", "masks", "tfds")}
 
 
 def _check_task(config):
@@ -447,8 +470,7 @@ def _check_task(config):
     refused = {"qat.enabled": config.qat.enabled, "train.teacher": config.train.teacher,
                "data.randaugment_ops": config.data.randaugment_ops,
                "data.mixup_alpha": config.data.mixup_alpha,
-               "data.cutmix_alpha": config.data.cutmix_alpha,
-               "runtime.strategy multi_worker": config.runtime.strategy == "multi_worker"}
+               "data.cutmix_alpha": config.data.cutmix_alpha}
     for key, value in refused.items():
         if value:
             raise UserError(f"{key}: not available for {task} (classification only, for now)")
@@ -459,6 +481,11 @@ def _check_task(config):
     if config.model.input_shape[2] != 3:
         raise UserError(f"model.input_shape: {task} takes RGB images (3 channels), as Android's "
                         "clients give them")
+    if task == "segmentation" and config.task.head == "lraspp":
+        if config.task.output_stride != 16:
+            raise UserError("task.output_stride: lraspp works at output stride 16")
+        if config.task.aspp:
+            raise UserError("task.aspp: ASPP is an option of deeplab_v3, not lraspp")
 
 
 def _check_fine_tuning(config):

@@ -19,11 +19,13 @@ def keras_outputs(predict, dataset):
     return joined(outputs), np.concatenate(targets)
 
 
-def tflite_outputs(runner, dataset):
-    """(outputs, targets) of a `TFLiteModel` over a batched (images, targets) dataset."""
+def tflite_outputs(runner, dataset, form=None):
+    """(outputs, targets) of a `TFLiteModel` over a batched (images, targets) dataset, each
+    batch's outputs put in `form` if given (a task's `file_outputs`)."""
     outputs, targets = [], []
     for images, target in dataset:
-        outputs.append(runner(np.asarray(images)))
+        batch = runner(np.asarray(images))
+        outputs.append(batch if form is None else form(batch))
         targets.append(np.asarray(target))
     return joined(outputs), np.concatenate(targets)
 

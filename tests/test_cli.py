@@ -34,14 +34,21 @@ def test_models_table_text():
 
 
 @pytest.mark.slow
-def test_models_table_lists_ssdlite_within_5_percent_of_the_paper():
-    """MobileNetV2 SSDLite at 320x320 for COCO (paper Table 6: 4.3M parameters, 0.8B MAdds)."""
+def test_models_table_lists_ssdlite_and_deeplab_within_5_percent_of_the_paper():
+    """MobileNetV2 SSDLite at 320x320 for COCO (paper Table 6: 4.3M parameters, 0.8B MAdds);
+    DeepLabv3 at 513x513 for VOC (Table 7: 2.11M and 2.75B; with ASPP 4.52M)."""
     result = run("models", "--json", "--name", "mobilenet_v2")
     assert result.returncode == 0, result.stderr
-    (ssdlite,) = [row for row in json.loads(result.stdout) if row["task"] == "detection"]
+    table = json.loads(result.stdout)
+    (ssdlite,) = [row for row in table if row["task"] == "detection"]
     assert ssdlite["input"] == [320, 320, 3] and ssdlite["paper_map"] == 22.1
     assert abs(ssdlite["trainable_params"] / 4.3e6 - 1) < 0.05
     assert abs(ssdlite["macs"] / 1e6 / ssdlite["paper_macs_millions"] - 1) < 0.05
+    light, aspp = [row for row in table if row["task"] == "segmentation"]
+    assert light["input"] == [513, 513, 3] and light["paper_miou"] == 75.32
+    assert abs(light["trainable_params"] / 2.11e6 - 1) < 0.005
+    assert abs(light["macs"] / 1e6 / light["paper_macs_millions"] - 1) < 0.01
+    assert aspp["options"]["aspp"] and abs(aspp["trainable_params"] / 4.52e6 - 1) < 0.005
 
 
 def test_unknown_model_is_a_user_error():

@@ -1,15 +1,17 @@
 """Datasets: the sources (bundled sample, Fashion-MNIST IDX files, image folders, tfds; for
-detection, synthetic scenes and COCO-format folders), their splits, preprocessing, and the
-tf.data pipelines the stages feed models with.
+detection, synthetic scenes and COCO-format folders; for segmentation, the scenes' masks and
+folders of images and masks), their splits, preprocessing, and the tf.data pipelines the stages
+feed models with.
 
 `load(config, seed, splits)` returns a `Data` of random-access `Split`s and class names.
 """
 
 import dataclasses
+import functools
 import logging
 import os
 
-from mobilenets.data import annotated, sources
+from mobilenets.data import annotated, masks, sources
 from mobilenets.data.splits import Data, Split
 from mobilenets.errors import UserError
 
@@ -19,8 +21,13 @@ log = logging.getLogger("mobilenets")
 
 LOADERS = {"sample": sources.load_sample, "fashion_mnist": sources.load_fashion_mnist,
            "folder": sources.load_folder, "tfds": sources.load_tfds,
-           "scenes": annotated.load_scenes, "coco": annotated.load_coco}
+           "scenes": annotated.load_scenes, "coco": annotated.load_coco,
+           "masks": masks.load_mask_folder}
 SOURCES = tuple(LOADERS)
+# What each task trains on: a split's `kind` of labels.
+LABELS = {"classification": "classes", "detection": "objects", "segmentation": "masks"}
+DESCRIBED = {"classes": "classes", "objects": "objects (detection data)",
+             "masks": "masks (segmentation data)"}
 
 
 def load(config, seed=0, splits=("train", "eval"), channels=3, task="classification"):
@@ -29,10 +36,13 @@ def load(config, seed=0, splits=("train", "eval"), channels=3, task="classificat
     checked by decoding them as a model of `channels` input channels will be fed. With
     `data.holdout`, the validation split is held out of the training one (seeded by
     `data.holdout_seed`, the same whatever the training seed). UserError if the labels are
-    not what `task` trains on (classes; detection: objects)."""
+    not what `task` trains on (`LABELS`)."""
     config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
                                  manual_dir=os.path.expanduser(config.manual_dir))
-    data = LOADERS[config.source](config, seed, set(splits), channels)
+    loader = LOADERS[config.source]
+    if config.source in ("scenes", "tfds"):  # scenes: objects or masks; tfds: classes or masks
+        loader = functools.partial(loader, masks=task == "segmentation")
+    data = loader(config, seed, set(splits), channels)
     limits = {"train": config.train_limit, "eval": config.eval_limit}
     for name in splits:
         split = getattr(data, name).limit(limits[name])
@@ -40,9 +50,8 @@ def load(config, seed=0, splits=("train", "eval"), channels=3, task="classificat
             kind = "training" if name == "train" else "evaluation"
             raise UserError(f"data: the {kind} split of {config.source} has no images")
         setattr(data, name, split)
-        if split.has_objects != (task == "detection"):
-            raise UserError(f"data: {config.name or config.source} has "
-                            f"{'objects (detection data)' if split.has_objects else 'classes'}; "
+        if split.kind != LABELS[task]:
+            raise UserError(f"data: {config.name or config.source} has {DESCRIBED[split.kind]}; "
                             f"task.name is {task}")
     if config.holdout and "train" in splits:
         data.train, data.validation = hold_out(data.train, config)

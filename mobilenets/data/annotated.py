@@ -1,6 +1,7 @@
 """Sources of images with objects (detection): synthetic scenes made here from the bundled
 Fashion-MNIST sample, and COCO-format folders (what labelling tools export). Each gives a `Data`
-whose splits' labels are the images' objects (`splits.annotations`)."""
+whose splits' labels are the images' objects (`splits.annotations`), or, for the scenes made for
+segmentation, their masks."""
 
 import logging
 import pathlib
@@ -18,10 +19,11 @@ log = logging.getLogger("mobilenets")
 SCENE_SEEDS = {"train": 1, "eval": 2}
 
 
-def load_scenes(config, seed, wanted, channels):
+def load_scenes(config, seed, wanted, channels, masks=False):
     """`data.train_scenes` / `data.eval_scenes` scenes of `data.scene_size` pixels, made from
     the bundled sample's training and test items (`data.scenes`): a test scene never shows a
-    training item."""
+    training item. Labels: the objects, or with `masks` each scene's mask (0: background,
+    class i + 1: an item of Fashion-MNIST class i)."""
     del seed, channels  # fixed scenes; 3-channel images
     made = {}
     for name, prefix, count in (("train", "train", config.train_scenes),
@@ -32,17 +34,20 @@ def load_scenes(config, seed, wanted, channels):
         rng = np.random.default_rng(SCENE_SEEDS[name])
         size = config.scene_size
         sides = (max(8, size * 5 // 24), max(9, size * 7 // 12))  # 20 to 56 px at 96
-        images, boxes, classes = [], [], []
+        images, boxes, classes, pixel_masks = [], [], [], []
         for _ in range(count):
-            image, pixel_boxes, labels, _ = scenes.make_scene(
+            image, pixel_boxes, labels, mask = scenes.make_scene(
                 items.arrays[..., 0], items.labels, rng, size=size, sides=sides)
             images.append(image)
             boxes.append(pixel_boxes / size)
             classes.append(labels)
-        made[name] = Split(labels=annotations(boxes, classes), arrays=np.stack(images))
+            pixel_masks.append(mask.astype(np.uint8))
+        labels = np.stack(pixel_masks) if masks else annotations(boxes, classes)
+        made[name] = Split(labels=labels, arrays=np.stack(images))
         log.info("made %d %s scenes of %dx%d pixels with %d objects", count, name, size, size,
                  sum(map(len, classes)))
-    return Data(made.get("train"), made.get("eval"), FASHION_MNIST_CLASSES)
+    names = ["background", *FASHION_MNIST_CLASSES] if masks else FASHION_MNIST_CLASSES
+    return Data(made.get("train"), made.get("eval"), names)
 
 
 def load_coco(config, seed, wanted, channels):

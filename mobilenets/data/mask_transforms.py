@@ -2,11 +2,37 @@
 image and its mask of class indices go through the same random scale, crop and flip; the image
 is resized bilinearly and the mask by nearest neighbour (class indices are not averaged), and
 pixels the crop pads become `ignore_index` in the mask (DeepLab's recipe: scale 0.5-2.0, crop,
-flip)."""
+flip).
+
+Both start from the image resized whole to the model's input, as evaluation and Android's
+clients see it, so the random scale is relative to the size objects have there.
+"""
 
 import tensorflow as tf
 
+from mobilenets.data.transforms import client_transform
+
 IGNORE_INDEX = 255
+
+
+def augment(image, mask, seed, shape, config):
+    """Training's augmentation of a uint8 image and its mask ([h, w, 1] class indices), as
+    `data.augment` says: inception and flip_crop are `scale_crop_flip`, flip a flip alone,
+    none nothing. Returns (float image of `shape`, int32 mask [height, width, 1])."""
+    image, mask = client_transform(image, shape), resize_mask(mask, shape)
+    if config.augment in ("inception", "flip_crop"):
+        return scale_crop_flip(image, mask, seed, shape[:2])
+    if config.augment == "flip":
+        both = tf.concat([image, tf.cast(mask, tf.float32)], axis=-1)
+        both = tf.image.stateless_random_flip_left_right(both, seed)
+        return both[..., :-1], tf.cast(tf.round(both[..., -1:]), tf.int32)
+    return image, mask
+
+
+def resize_mask(mask, shape):
+    """`mask` ([h, w, 1] class indices) at the input's height x width, by nearest neighbour,
+    int32."""
+    return tf.image.resize(tf.cast(mask, tf.int32), shape[:2], method="nearest")
 
 
 def scale_crop_flip(image, mask, seed, size, scale_range=(0.5, 2.0), ignore_index=IGNORE_INDEX,

@@ -8,6 +8,7 @@ decoding the skipped ones.
 """
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ import tensorflow as tf
 from mobilenets.data import augment
 from mobilenets.data.splits import RecordSplit
 from mobilenets.data.transforms import client_transform, eval_transform, train_transform
+from mobilenets.errors import UserError
 
 # Folded into a batch's seed (with its pipeline's index): the images' seeds are
 # [seed, position], a batch's [seed, step] folded with this, so the two never coincide.
@@ -26,19 +28,29 @@ MIX_STREAM = 1000
 class Examples:
     """How a task turns a split's (uint8 image, label) into what a model sees (the task's
     `examples`). A label is a class index for classification, an image's padded objects for
-    detection.
+    detection, its mask for segmentation.
 
     - `augment(image, label, seed, shape, config, ops)` -> (float image of `shape`, label):
-      training's augmentation (a box-aware one moves the objects with the pixels);
+      training's augmentation (a box- or mask-aware one moves the label with the pixels);
     - `evaluation(image, shape, config)` -> the float image validation and scores see;
     - `target(label)`: what the model trains against (its loss's y_true);
-    - `truth(label)`: what the task's scores compare predictions with.
+    - `truth(label)`: what the task's scores compare predictions with;
+    - `label_at_input(label, shape)`, if set: the label of an image resized to the input, as
+      evaluation and Android's clients resize the whole image (segmentation's masks);
+      before `target` and `truth` in validation, scores and export.
     """
 
     target: Callable
     truth: Callable
     augment: Callable
     evaluation: Callable
+    label_at_input: Callable | None = None
+
+    def evaluated(self, label, shape, truth):
+        """An evaluation image's label as `target` (or with `truth`, as `truth`) gives it."""
+        if self.label_at_input is not None:
+            label = self.label_at_input(label, shape)
+        return (self.truth if truth else self.target)(label)
 
 
 def classifying(target):
@@ -59,7 +71,27 @@ def train_dataset(split, config, shape, examples, batch_size, seed, start_step=0
     `shard=(count, index)` keeps every count-th image of the stream (one input pipeline of
     several), batched in `replica_batch` images (default batch_size / count).
     """
-    start = start_step * batch_size
+    stream = training_examples(split, config, shape, examples, seed, start_step * batch_size,
+                               shard)
+    if config.corrupt_images == "skip":
+        stream = stream.ignore_errors(log_warning=True)
+    batches = stream.batch(replica_batch or batch_size // shard[0], drop_remainder=True)
+    if augment.enabled(config):  # each pipeline's batch at a global step: one seed
+        mix = augment.BatchMixer(config)
+
+        def mixed(step, batch):
+            batch_seed = tf.random.experimental.stateless_fold_in(
+                tf.stack([tf.cast(seed, tf.int64), step]), MIX_STREAM + shard[1])
+            return mix(*batch, batch_seed)
+
+        batches = tf.data.Dataset.zip(tf.data.Dataset.range(start_step, 2**62), batches).map(
+            mixed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def training_examples(split, config, shape, examples, seed, start=0, shard=(1, 0)):
+    """The endless stream of training (image, target) pairs from stream position `start`,
+    every `shard[0]`-th of them from `shard[1]`, unbatched, errors not skipped."""
     first_epoch, offset = divmod(start, len(split))
     load = split.item_loader(shape[2])
     items = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
@@ -77,30 +109,34 @@ def train_dataset(split, config, shape, examples, batch_size, seed, start_step=0
                                                                 position]), shape, config, ops)
         return image, examples.target(label)
 
-    stream = stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if config.corrupt_images == "skip":
-        stream = stream.ignore_errors(log_warning=True)
-    batches = stream.batch(replica_batch or batch_size // shard[0], drop_remainder=True)
-    if augment.enabled(config):  # each pipeline's batch at a global step: one seed
-        mix = augment.BatchMixer(config)
+    return stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-        def mixed(step, batch):
-            batch_seed = tf.random.experimental.stateless_fold_in(
-                tf.stack([tf.cast(seed, tf.int64), step]), MIX_STREAM + shard[1])
-            return mix(*batch, batch_seed)
 
-        batches = tf.data.Dataset.zip(tf.data.Dataset.range(start_step, 2**62), batches).map(
-            mixed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return batches.prefetch(tf.data.AUTOTUNE)
+def check_training_examples(split, config, shape, examples, seed, count=16):
+    """Makes the first `count` training examples; UserError with the first failure's message
+    if none of them can be made. Skipping unreadable images (`data.corrupt_images: skip`)
+    would otherwise skip every image of a stream that cannot make any, silently, forever."""
+    failures = []
+    iterator = iter(training_examples(split, config, shape, examples, seed).take(count))
+    for _ in range(count):
+        try:
+            next(iterator)
+            return
+        except StopIteration:
+            return
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            # the first line, without TensorFlow's {{function_node ...}} prefix
+            failures.append(re.sub(r"^\{\{.*?\}\}\s*", "", error.message.splitlines()[0]))
+    raise UserError(f"data: the first {count} training examples all fail, so training cannot "
+                    f"start: {failures[0]}")
 
 
 def eval_dataset(split, config, shape, examples, batch_size, truth=False):
     """The evaluation split in order, batched (the last batch may be smaller): (image, target)
     as the task's `examples` make them for validation, or (image, truth) for its scores."""
-    label_of = examples.truth if truth else examples.target
-
     def element(image, label):
-        return examples.evaluation(image, shape, config), label_of(label)
+        return (examples.evaluation(image, shape, config),
+                examples.evaluated(label, shape, truth))
 
     stream = split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
                                          deterministic=True)
@@ -114,7 +150,7 @@ def client_dataset(split, shape, examples, batch_size):
     the whole image resized to the input, no crop or padding), batched, with the truth the
     task's scores compare with. What exported files are verified on."""
     def element(image, label):
-        return client_transform(image, shape), examples.truth(label)
+        return client_transform(image, shape), examples.evaluated(label, shape, truth=True)
 
     return split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
                                        deterministic=True).batch(batch_size).prefetch(

@@ -226,7 +226,13 @@ def _read_and_check(paths, channels, max_pixels):
         return list(pool.map(check, paths))
 
 
-def load_tfds(config, seed, wanted, channels):
+# The features that hold a tfds dataset's segmentation masks (oxford_iiit_pet, cityscapes).
+MASK_FEATURES = ("segmentation_mask", "segmentation_label")
+
+
+def load_tfds(config, seed, wanted, channels, masks=False):
+    """The tfds dataset `data.name`: its classes, its objects (detection) or, with `masks`, its
+    segmentation masks, named by `data.mask_classes` (tfds masks carry no class names)."""
     import tensorflow_datasets as tfds
 
     if not config.name:
@@ -246,7 +252,17 @@ def load_tfds(config, seed, wanted, channels):
         download = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
         builder.download_and_prepare(download_config=download)
     features = builder.info.features
-    if "label" in features:
+    mask_key = None
+    if masks:
+        mask_key = next((key for key in MASK_FEATURES if key in features), None)
+        if mask_key is None:
+            raise UserError(f"data.name: tfds dataset {config.name} has no segmentation masks "
+                            f"(a feature named {' or '.join(MASK_FEATURES)})")
+        if not config.mask_classes:
+            raise UserError(f"data.mask_classes: name the classes of {config.name}'s mask "
+                            "values 0, 1, ... (tfds masks carry no class names)")
+        names = list(config.mask_classes)
+    elif "label" in features:
         names = features["label"].names
     elif "objects" in features and "bbox" in features["objects"]:  # coco/2017, voc: detection
         names = features["objects"]["label"].names
@@ -258,19 +274,22 @@ def load_tfds(config, seed, wanted, channels):
         if split.split("[")[0] not in splits:
             raise UserError(f"data: tfds dataset {config.name} has no split {split!r}; "
                             f"it has {', '.join(splits)}")
-    return Data(_tfds_split(builder, config.train_split, config) if "train" in wanted else None,
-                _tfds_split(builder, config.eval_split, config) if "eval" in wanted else None,
-                names)
+    return Data(
+        _tfds_split(builder, config.train_split, config, mask_key) if "train" in wanted else None,
+        _tfds_split(builder, config.eval_split, config, mask_key) if "eval" in wanted else None,
+        names)
 
 
-def _tfds_split(builder, split, config):
+def _tfds_split(builder, split, config, mask_key=None):
     """A split's encoded images in memory (without decoding) if they fit in
     `data.max_cache_mb` and `data.cache` is on, else a `RecordSplit` streamed from disk.
-    Labels are classes, or a detection dataset's objects (`splits.annotations`; streamed, the
-    first `MAX_STREAMED_OBJECTS` of an image)."""
+    Labels are classes, a detection dataset's objects (`splits.annotations`; streamed, the
+    first `MAX_STREAMED_OBJECTS` of an image), or the masks of feature `mask_key` (in memory:
+    their PNG bytes)."""
     import tensorflow_datasets as tfds
 
-    detection = "label" not in builder.info.features
+    detection = mask_key is None and "label" not in builder.info.features
+    kind = "masks" if mask_key else "objects" if detection else "classes"
     info = builder.info.splits[split]
     if not config.cache or info.num_bytes > config.max_cache_mb * 2**20:
         if "[" in split:
@@ -281,19 +300,25 @@ def _tfds_split(builder, split, config):
 
         def parse(serialized):
             example = builder.info.features.deserialize_example(serialized, decoders=decoders)
+            if mask_key:
+                return example["image"], tf.cast(example[mask_key], tf.uint8)
             if detection:
                 return example["image"], padded_objects(example["objects"])
             return example["image"], tf.cast(example["label"], tf.int32)
         log.info("streaming %s[%s] from disk (%d images)", builder.name, split,
                  info.num_examples)
         return RecordSplit(files=[str(f) for f in info.filepaths], count=info.num_examples,
-                           parse=parse, parse_objects=detection)
-    dataset = builder.as_dataset(split=split, shuffle_files=False,
-                                 decoders={"image": tfds.decode.SkipDecoding()})
+                           parse=parse, kind=kind)
+    decoders = {key: tfds.decode.SkipDecoding() for key in ("image", mask_key) if key}
+    dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
     encoded, labels = [], []
     for example in dataset.as_numpy_iterator():
         encoded.append(example["image"])
-        labels.append(kept_objects(example["objects"]) if detection else example["label"])
+        labels.append(example[mask_key] if mask_key else kept_objects(example["objects"])
+                      if detection else example["label"])
+    if mask_key:  # each mask's PNG bytes, as the mask folders' (`splits.Split`)
+        return Split(labels=np.array(labels, dtype=object),
+                     encoded=np.array(encoded, dtype=object))
     if detection:
         return Split(labels=annotations(*zip(*labels)) if labels else np.zeros((0, 1, 5)),
                      encoded=np.array(encoded, dtype=object))

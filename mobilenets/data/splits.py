@@ -14,10 +14,12 @@ from mobilenets.data.transforms import convert_channels
 class Split:
     """Images addressable by index: exactly one of `arrays`, `encoded` or `paths` is set.
 
-    `labels` holds each image's label: a class index (int), or for detection its objects,
-    float32 [N, objects, 5] rows of [ymin, xmin, ymax, xmax] (fractions of the image) and the
-    class index, padded to the most objects of an image with rows of class -1
-    (`annotations`)."""
+    `labels` holds each image's label (`kind` tells which): a class index (int); for
+    detection its objects, float32 [N, objects, 5] rows of [ymin, xmin, ymax, xmax] (fractions
+    of the image) and the class index, padded to the most objects of an image with rows of
+    class -1 (`annotations`); for segmentation its mask of class indices (255: unlabelled),
+    uint8 [N, H, W] for images held as `arrays`, else an object array of each mask's
+    single-channel PNG bytes."""
 
     labels: np.ndarray
     arrays: np.ndarray | None = None  # uint8 (N, H, W, C), all one size
@@ -30,9 +32,11 @@ class Split:
         return len(self.labels)
 
     @property
-    def has_objects(self):
-        """Whether the labels are images' objects (detection), not classes."""
-        return self.labels.ndim == 3
+    def kind(self):
+        """What the labels are: "classes", "objects" (detection) or "masks" (segmentation)."""
+        if self.labels.dtype == object or self.labels.dtype == np.uint8 and self.labels.ndim == 3:
+            return "masks"
+        return "objects" if self.labels.ndim == 3 else "classes"
 
     def limit(self, count):
         """The first `count` images (all if 0)."""
@@ -45,10 +49,11 @@ class Split:
         """(rest, held): `fraction` of each class's images held out, seeded, so that both parts
         keep the classes' proportions: each class's share rounded, at least 1, or, given a
         `total`, shares rounded so that they add up to it exactly (largest remainders).
-        ValueError if a class would keep no training image. Images of several objects
-        (detection) are held out at random, `total` of them (or the rounded fraction)."""
+        ValueError if a class would keep no training image. Images of several objects or
+        classes (detection, segmentation) are held out at random, `total` of them (or the
+        rounded fraction)."""
         rng = np.random.default_rng(seed)
-        if self.labels.ndim > 1:
+        if self.kind != "classes":
             count = total if total is not None else max(1, round(len(self) * fraction))
             held = np.zeros(len(self), bool)
             held[rng.choice(len(self), count, replace=False)] = True
@@ -74,15 +79,14 @@ class Split:
             self.labels, self.arrays, self.encoded, self.paths)))
 
     def load_fn(self, channels):
-        """A tf function index -> (uint8 image H x W x channels, label: int32 class index, or
-        the float32 objects of an image)."""
-        integer = np.issubdtype(self.labels.dtype, np.integer)
-        labels = tf.constant(self.labels.astype(np.int32 if integer else np.float32))
+        """A tf function index -> (uint8 image H x W x channels, label: int32 class index, the
+        float32 objects of an image, or its uint8 mask H x W x 1)."""
+        label_of = self._label_fn()
         if self.arrays is not None:
             arrays = tf.constant(self.arrays)
 
             def load(index):
-                return convert_channels(tf.gather(arrays, index), channels), labels[index]
+                return convert_channels(tf.gather(arrays, index), channels), label_of(index)
         else:
             items = self.encoded if self.encoded is not None else self.paths
             source = tf.constant([i if isinstance(i, bytes) else i.encode() for i in items])
@@ -91,8 +95,20 @@ class Split:
             def load(index):
                 data = tf.cond(is_path[index], lambda: tf.io.read_file(source[index]),
                                lambda: source[index])
-                return decode(data, channels), labels[index]
+                return decode(data, channels), label_of(index)
         return load
+
+    def _label_fn(self):
+        """index -> the label as `load_fn` gives it."""
+        if self.labels.dtype == object:  # masks as PNG bytes
+            masks = tf.constant(list(self.labels))
+            return lambda index: tf.io.decode_png(masks[index], channels=1)
+        if self.kind == "masks":
+            masks = tf.constant(self.labels)
+            return lambda index: masks[index][..., None]
+        integer = np.issubdtype(self.labels.dtype, np.integer)
+        labels = tf.constant(self.labels.astype(np.int32 if integer else np.float32))
+        return lambda index: labels[index]
 
     def ordered(self, channels):
         """The images in order: a dataset of (uint8 image, int32 label)."""
@@ -120,17 +136,12 @@ class RecordSplit:
 
     files: list  # record files, in shard order
     count: int  # images used per epoch
-    parse: object  # serialized example -> (encoded image, int32 label)
+    parse: object  # serialized example -> (encoded image, label)
     shuffle_buffer: int = 10000
-    parse_objects: bool = False  # `parse` gives an image's objects, not its class
+    kind: str = "classes"  # what `parse` gives as label: as `Split.kind`
 
     def __len__(self):
         return self.count
-
-    @property
-    def has_objects(self):
-        """Whether the labels are images' objects (detection), not classes."""
-        return self.parse_objects
 
     def limit(self, count):
         if not count or count >= self.count:

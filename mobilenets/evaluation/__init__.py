@@ -4,6 +4,8 @@ file in LiteRT) on the evaluation split, with the task's metrics."""
 import logging
 import pathlib
 
+import numpy as np
+
 from mobilenets import artifacts, files, inference, tasks
 from mobilenets import data as data_lib
 from mobilenets.data import pipeline
@@ -57,8 +59,10 @@ def evaluate(config, model_path, threads=1):
     dataset = pipeline.eval_dataset(data.eval, config.data, shape, task.examples(
         None if path.suffix == ".tflite" else model, len(data.class_names)), 64, truth=True)
     if path.suffix == ".tflite":
-        predict = runner
-        metrics = task.scores(*inference.tflite_outputs(runner, dataset), data.class_names)
+        def predict(images):
+            return task.file_outputs(runner(np.asarray(images)))
+        metrics = task.scores(*inference.tflite_outputs(runner, dataset, task.file_outputs),
+                              data.class_names)
         metrics["median_latency_ms"] = runner.median_latency_ms
     else:
         predict = task.predictions(model)

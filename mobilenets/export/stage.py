@@ -100,10 +100,12 @@ def run(model, config, task, data, workdir, modes=None):
 
 
 def to_tflite(task, model, mode, calibration, settings, qat=False):
-    """The .tflite bytes of `model` in `mode`: the task's own converter if it has one, else
+    """The .tflite bytes of the task's `served` model in `mode`: the task's own converter if
+    it has one, else
     `convert.export_tflite` with the `export` section's options (`settings`); a `qat` model's
     layers all stay int8."""
     quantized = mode in ("int8", "int16x8")
+    model = task.served(model)
     if task.to_tflite is not None:
         return task.to_tflite(model, mode, calibration if quantized else None)
     return export_tflite(
@@ -162,7 +164,7 @@ def verify_file(content, dataset, task, class_names, reference_outputs,
     `reference_outputs`, size, latency, XNNPACK partitions; with `both_kernel_paths`, also the
     scores on LiteRT's built-in kernels (no delegate) and their agreement with XNNPACK's."""
     runner = TFLiteModel(content, threads=1)
-    outputs, truths = inference.tflite_outputs(runner, dataset)
+    outputs, truths = inference.tflite_outputs(runner, dataset, task.file_outputs)
     result = task.scores(outputs, truths, class_names)
     partitions, outside = xnnpack.delegate_partitions(content)
     entry = {
@@ -175,14 +177,15 @@ def verify_file(content, dataset, task, class_names, reference_outputs,
     }
     if both_kernel_paths:
         builtin, _ = inference.tflite_outputs(TFLiteModel(content, builtin_kernels=True),
-                                              dataset)
+                                              dataset, task.file_outputs)
         scored = task.scores(builtin, truths, class_names)
         pairs = zip(builtin, outputs) if isinstance(outputs, tuple) else [(builtin, outputs)]
         entry["builtin_kernels"] = {
             task.headline: scored[task.headline],
             "agreement": task.agreement(builtin, reference_outputs),
             "agreement_with_xnnpack": task.agreement(builtin, outputs),
-            "max_abs_difference": float(max(np.abs(a - b).max() for a, b in pairs))}
+            "max_abs_difference": float(max(np.abs(np.asarray(a, np.float64) - b).max()
+                                            for a, b in pairs))}
     return entry
 
 

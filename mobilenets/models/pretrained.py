@@ -66,7 +66,10 @@ def transfer(source, target, *, origin="the weights"):
     SeparableConv2D's two kernels meet a depthwise and a 1x1 conv); nothing changes if any pair
     does not fit. A classifier (the target's last layer, `logits`) that the weights lack or
     have for another number of classes stays as it is; a 1-channel first convolution takes the
-    sum of a 3-channel one. Returns the names of the target layers left as they were."""
+    sum of a 3-channel one. A target without a classifier (a task's backbone part) takes the
+    weights of its own layers: those past its end, which its task does not use (DeepLab's
+    MobileNetV2 ends before the last 1x1 conv), are left out. Returns the names of the target
+    layers left as they were."""
     ours = [(layer.name, w) for layer in target.layers for w in layer.weights]
     theirs = [(layer.name, w.numpy()) for layer in source.layers for w in layer.weights]
     split = len(ours)
@@ -76,7 +79,7 @@ def transfer(source, target, *, origin="the weights"):
     if len(theirs) < len(body):
         raise WeightsMismatch(f"{origin} do not fit {target.name}: they end before its layer "
                               f"{body[len(theirs)][0]}")
-    rest = theirs[len(body):]
+    rest = theirs[len(body):] if head else []
     if len(rest) > len(head):
         raise WeightsMismatch(f"{origin} do not fit {target.name}: their layer "
                               f"{rest[len(head)][0]} is left over after its last layer")

@@ -20,6 +20,10 @@ import tf_keras
 # itself): initializers, regularizers and constraints. The dtype policy is passed by name.
 _DROPPED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 _DROPPED_KEYS = {"dtype", "build_config", "quantization_config"}
+# Options a tf_keras layer lacks because it always does what they say: its Resizing is
+# channels-last only, and its padding (fill_mode) is used only with pad_to_aspect_ratio, which
+# an option of its own refuses when set.
+_IMPLIED = {("data_format", "channels_last"), ("fill_mode", "constant")}
 
 
 def api(model):
@@ -111,7 +115,7 @@ def twin_config(cls, config, name):
             continue
         if key in accepted:
             kept[key] = value
-        elif value not in (None, False, 0, [], {}):
+        elif value not in (None, False, 0, [], {}) and (key, value) not in _IMPLIED:
             raise ValueError(f"layer {name}: tf_keras.layers.{cls.__name__} has no option "
                              f"{key!r} (= {value!r}); the tf_keras twin cannot rebuild it")
     return kept

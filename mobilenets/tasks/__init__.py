@@ -9,14 +9,16 @@ ask which task it is):
   (image, label) into training targets and into the truth scores compare with;
 - `loss(api, train_config)`, `metrics(api)`: in `api`, keras or tf_keras (the QAT bridge);
 - `monitor`, `monitor_mode`: the Keras log entry that picks the best model, and which way;
-- `predictions(model)`: images -> what is scored (class probabilities; detections);
+- `predictions(model)`: images -> what is scored (class probabilities; detections; masks);
+  `file_outputs(outputs)`: an exported file's batch of outputs in that form;
   `scores(outputs, truths, class_names)`, `summary(metrics)`, `agreement(a, b)`,
   `plot(metrics, class_names, path_prefix, examples)`: evaluation; `headline` and
   `report_keys`: the scores export compares files by and reports;
 - `evaluates_as_clients`: whether evaluation preprocesses as Android's clients do (else the
   experiment warns where the config makes them differ);
 - `check_model(input_shape, output_shape, class_names)`: whether a loaded model fits;
-- `to_tflite(model, mode, calibration)` (None: the export stage's classifier converter) and
+- `served(model)`: the Keras model the files are converted from (segmentation's adds a
+  softmax); `to_tflite(model, mode, calibration)` (None: the export stage's converter) and
   `metadata(content, labels, name, description, version)`: the export adapter (the file, and
   what Android's clients read from it); `quantization_debugger`: whether export's per-layer
   error report works for it.
@@ -24,8 +26,10 @@ ask which task it is):
 
 from mobilenets.tasks.classification import Classification
 from mobilenets.tasks.detection.task import Detection
+from mobilenets.tasks.segmentation.task import Segmentation
 
-TASKS = {"classification": Classification, "detection": Detection}
+TASKS = {"classification": Classification, "detection": Detection,
+         "segmentation": Segmentation}
 
 
 def get(config):

@@ -96,6 +96,14 @@ class Classification:
                     f"{len(class_names)}")
         return None
 
+    def served(self, model):
+        """The model the exported files are converted from: `model` itself."""
+        return model
+
+    def file_outputs(self, outputs):
+        """A file's batch of outputs in the form `predictions` gives: as they are."""
+        return outputs
+
     def metadata(self, content, labels, name, description, version):
         """`content` (.tflite bytes) with image-classifier metadata and the labels packed in."""
         from mobilenets.tflite import metadata

@@ -353,9 +353,10 @@ def _read_tensor(tensor):
         image = content.table(CONTENT["content_properties"])
         spaces = {value: name for name, value in (("RGB", 1), ("GRAYSCALE", 2))}
         result["color_space"] = spaces.get(image.scalar(IMAGE_PROPERTIES["color_space"], "Int8"))
-        size = image.table(IMAGE_PROPERTIES["default_size"])
-        result["size"] = [size.scalar(IMAGE_SIZE["height"], "Uint32"),
-                          size.scalar(IMAGE_SIZE["width"], "Uint32")]
+        size = image.table(IMAGE_PROPERTIES["default_size"])  # a segmenter's masks: none
+        if size is not None:
+            result["size"] = [size.scalar(IMAGE_SIZE["height"], "Uint32"),
+                              size.scalar(IMAGE_SIZE["width"], "Uint32")]
     for unit in tensor.tables(TENSOR["process_units"]):
         if unit.scalar(PROCESS_UNIT["options_type"], "Uint8") == NORMALIZATION_OPTIONS:
             options = unit.table(PROCESS_UNIT["options"])

@@ -38,8 +38,8 @@ def _whole_row(line, fields):
 
 
 def plot_history(history_csv, png):
-    """Plots loss and accuracy (detection: the class term of the loss) per epoch from Keras'
-    CSV log."""
+    """Plots loss and accuracy (segmentation: pixel accuracy; detection: the class term of the
+    loss) per epoch from Keras' CSV log."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +53,9 @@ def plot_history(history_csv, png):
         return
     epochs = [int(r["epoch"]) + 1 for r in rows]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    second = "accuracy" if "accuracy" in rows[0] else "classes_loss"  # detection's
+    # classification's accuracy, segmentation's pixel accuracy, detection's class loss
+    second = next((key for key in ("accuracy", "pixel_accuracy", "classes_loss")
+                   if key in rows[0]), "loss")
     for axis, metric in zip(axes, ("loss", second)):
         for key, label in ((metric, "train"), (f"val_{metric}", "evaluation")):
             if key in rows[0]:

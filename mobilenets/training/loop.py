@@ -132,6 +132,9 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     if config.train.ema_decay:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     examples = task.examples(model, num_classes)
+    if config.data.corrupt_images == "skip":  # a stream of failures would be skipped forever
+        pipeline.check_training_examples(data.train, config.data, shape, examples,
+                                         config.train.seed)
     validation = pipeline.eval_dataset(data.validating, config.data, shape, examples, batch)
 
     def fit(first_step, epoch, epochs, steps, extra=()):

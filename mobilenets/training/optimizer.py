@@ -13,7 +13,8 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from 0 to `peak`, then `kind` decay, as a function of the step.
 
     exponential: peak * decay_rate ** floor(epochs / decay_epochs) (the V2 paper: x0.98 per
-    epoch); cosine, or linear (ShuffleNet), down to `minimum` at `total_steps`; step:
+    epoch); cosine, linear (ShuffleNet), or poly (DeepLab: (1 - progress) ** `power`), down to
+    `minimum` at `total_steps`; step:
     x `step_factor` at each of `step_epochs`; constant. (Keras' own schedules offer warmup only
     for cosine.) With `restart_step`, the steps before it are a schedule of their own (ending
     there) and the steps from it another (warmup again, ending at `total_steps`): fine-tuning's
@@ -22,7 +23,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, peak, kind, steps_per_epoch, total_steps, warmup_steps=0,
                  decay_rate=0.98, decay_epochs=1.0, step_epochs=(), step_factor=0.1, minimum=0.0,
-                 restart_step=0):
+                 restart_step=0, power=0.9):
         self.peak, self.kind = float(peak), kind
         self.steps_per_epoch, self.total_steps = int(steps_per_epoch), int(total_steps)
         self.warmup_steps = int(warmup_steps)
@@ -30,6 +31,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
         self.step_epochs, self.step_factor = [float(e) for e in step_epochs], float(step_factor)
         self.minimum = float(minimum)
         self.restart_step = int(restart_step)
+        self.power = float(power)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -48,9 +50,11 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
             progress = ops.clip(after / max(1, total_steps - self.warmup_steps), 0.0, 1.0)
             rate = self.minimum + (self.peak - self.minimum) * 0.5 * (
                 1.0 + ops.cos(math.pi * progress))
-        elif self.kind == "linear":
+        elif self.kind in ("linear", "poly"):
             progress = ops.clip(after / max(1, total_steps - self.warmup_steps), 0.0, 1.0)
-            rate = self.peak + (self.minimum - self.peak) * progress
+            left = 1.0 - progress if self.kind == "linear" else ops.power(1.0 - progress,
+                                                                          self.power)
+            rate = self.minimum + (self.peak - self.minimum) * left
         elif self.kind == "step":
             epoch = step / self.steps_per_epoch
             passed = sum(ops.cast(epoch >= e, "float32") for e in self.step_epochs)
@@ -66,7 +70,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
                     total_steps=self.total_steps, warmup_steps=self.warmup_steps,
                     decay_rate=self.decay_rate, decay_epochs=self.decay_epochs,
                     step_epochs=self.step_epochs, step_factor=self.step_factor,
-                    minimum=self.minimum, restart_step=self.restart_step)
+                    minimum=self.minimum, restart_step=self.restart_step, power=self.power)
 
 
 # Per-optimizer defaults of the `train.epsilon` key: TF-slim's RMSProp value for MobileNets
@@ -86,7 +90,7 @@ def make_optimizer(train, steps_per_epoch, model, backbone=()):
         rate, train.schedule, steps_per_epoch, steps_per_epoch * train.epochs,
         warmup_steps=int(train.warmup_epochs * steps_per_epoch), decay_rate=train.decay_rate,
         decay_epochs=train.decay_epochs, step_epochs=train.step_epochs,
-        step_factor=train.step_factor, minimum=train.min_learning_rate,
+        step_factor=train.step_factor, minimum=train.min_learning_rate, power=train.poly_power,
         restart_step=steps_per_epoch * train.freeze_backbone_epochs if train.restart_schedule
         else 0), model)
     decoupled = train.weight_decay_mode == "decoupled" and train.weight_decay > 0

@@ -327,3 +327,24 @@ def test_hidden_folders_are_left_out_and_other_files_counted(tmp_path, caplog):
                                     validation_fraction=0.34))
     assert len(data.train) + len(data.eval) == 12  # as without the hidden files
     assert "left out 2 file(s)" in caplog.text and "1 .svg, 1 .txt" in caplog.text
+
+
+def test_a_stream_that_can_make_no_example_is_an_error_not_a_silent_skip():
+    """A target that fails on every image (a bug, not a bad file: files are checked on
+    loading) stops with its message; one that fails on some images only passes the check,
+    and those images are skipped in training as `data.corrupt_images: skip` says."""
+    split = data_lib.Split(labels=np.arange(6) % 2, arrays=np.zeros((6, 8, 8, 1), np.uint8))
+    config = DataConfig(augment="none")
+
+    def failing(first_good):
+        def target(label):
+            tf.debugging.assert_greater_equal(label, first_good, message="no target for it")
+            return tf.one_hot(label, 2)
+        return pipeline.classifying(target)
+
+    with pytest.raises(UserError, match="the first 16 training examples all fail, so training "
+                                        "cannot start: .*no target for it"):
+        pipeline.check_training_examples(split, config, (8, 8, 1), failing(5), seed=0)
+    pipeline.check_training_examples(split, config, (8, 8, 1), failing(1), seed=0)
+    _, labels = next(iter(pipeline.train_dataset(split, config, (8, 8, 1), failing(1), 4, 0)))
+    assert (labels.numpy().argmax(1) == 1).all()

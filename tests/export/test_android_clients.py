@@ -180,18 +180,20 @@ def test_mediapipe_object_detector_finds_what_litert_does(client_python, detecto
 
 @pytest.fixture(scope="module")
 def segmenter_files(tmp_path_factory):
-    """A small LR-ASPP with a softmax over its logits (random weights, BatchNorm statistics of
-    the images): float32 and int8 files with segmenter metadata and labels, and two images."""
+    """A small LR-ASPP (random weights, BatchNorm statistics of the images) exported as the
+    segmentation task's export stage writes its files: float32 and int8, a softmax over the
+    logits, segmenter metadata and labels; and two images."""
     import keras
 
-    from mobilenets.export.convert import export_tflite
-    from mobilenets.tasks.segmentation import heads
-    from mobilenets.tflite import metadata
+    from mobilenets import tasks
+    from mobilenets.config import ExportConfig, ModelConfig, TaskConfig
+    from mobilenets.export import stage
 
     root = tmp_path_factory.mktemp("segmenter")
     keras.utils.set_random_seed(6)
-    logits = heads.lraspp("mobilenet_v3_small", 3, input_shape=(64, 64, 3), alpha=0.5)
-    model = keras.Model(logits.input, keras.layers.Softmax(name="probabilities")(logits.output))
+    task = tasks.get(TaskConfig(name="segmentation", head="lraspp"))
+    model = task.build_model(ModelConfig(name="mobilenet_v3_small", alpha=0.5,
+                                         input_shape=[64, 64, 3]), 3)
     rng = np.random.default_rng(6)
     images = rng.integers(0, 256, (16, 64, 64, 3)).astype(np.uint8)
     set_batch_norm_statistics(model, images.astype(np.float32))
@@ -203,9 +205,9 @@ def segmenter_files(tmp_path_factory):
     files = {}
     for mode in ("float32", "int8"):
         path = root / f"segmenter_{mode}.tflite"
-        path.write_bytes(metadata.add_segmentation_metadata(
-            export_tflite(model, mode, calibration), labels=["background", "cat", "dog"],
-            name="lraspp test", description="test"))
+        content = stage.to_tflite(task, model, mode, calibration, ExportConfig())
+        path.write_bytes(task.metadata(content, labels=["background", "cat", "dog"],
+                                       name="lraspp test", description="test", version="1"))
         files[mode] = path
     paths = []
     for number, image in enumerate(images[:2]):

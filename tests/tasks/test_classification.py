@@ -45,6 +45,6 @@ def test_a_model_that_does_not_fit_is_named():
                                                         CLASSES)
     assert "not class probabilities" in task.check_model(
         (None, 32, 32, 3), [(None, 9, 4), (None, 9, 4)], CLASSES)
-    with pytest.raises(ValueError, match="unknown task 'segmentation'; valid: classification, "
-                                         "detection"):
-        tasks.get("segmentation")
+    with pytest.raises(ValueError, match="unknown task 'tracking'; valid: classification, "
+                                         "detection, segmentation"):
+        tasks.get("tracking")

@@ -5,6 +5,7 @@ Each run is a train.py subprocess: virtual CPUs and cluster membership are fixed
 process first starts TensorFlow.
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -47,8 +48,10 @@ export:
 
 
 def train(tmp_path, name, settings, *extra, env=None, background=False):
+    """Runs train.py on SMALL filled in with `settings` (or on `settings`, a whole config's
+    YAML), `extra` as --set options."""
     config = tmp_path / f"{name}.yaml"
-    config.write_text(SMALL.format(**settings))
+    config.write_text(settings if isinstance(settings, str) else SMALL.format(**settings))
     command = [sys.executable, str(ROOT / "train.py"), "--config", str(config),
                "--workdir", str(tmp_path / name), *[a for s in extra for a in ("--set", s)]]
     options = dict(cwd=ROOT, env={**os.environ, **(env or {})}, text=True,
@@ -135,9 +138,10 @@ def free_ports(count):
     return ports
 
 
-def run_workers(tmp_path, epochs):
+def run_workers(tmp_path, epochs, settings=None):
     cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    settings = dict(name="mobilenet_v2", alpha=0.35, images=256, epochs=epochs, lr=0.05)
+    settings = settings or dict(name="mobilenet_v2", alpha=0.35, images=256, epochs=epochs,
+                                lr=0.05)
     processes = []
     for index in range(2):
         scratch = tmp_path / f"tmp{index}"
@@ -175,6 +179,22 @@ def test_two_workers_train_one_model_and_resume(tmp_path):
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("task, headline", [("detection", "map50"), ("segmentation", "miou")])
+def test_detection_and_segmentation_train_on_two_workers(tmp_path, task, headline):
+    """The tasks' one-epoch runs on two worker processes (their tf_keras twins, the
+    detector's two outputs with a loss each): both end with the same weights."""
+    quick = importlib.import_module(f"tests.tasks.{task}.test_task").QUICK
+    run_workers(tmp_path, 1, quick.replace("modes: [float32, int8]", "modes: []")
+                .replace("batch_size: 16", "batch_size: 32"))
+    workdir, scratch = tmp_path / "run", tmp_path / "tmp1/mobilenets-run-worker-1"
+    for ours, theirs in zip(weights(workdir / "model.keras"), weights(scratch / "model.keras"),
+                            strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert (metrics["workers"], metrics["replicas"], metrics["steps"]) == (2, 2, 2)
+    assert 0 <= metrics[headline] <= 1 and np.isfinite(losses(workdir)).all()
+
+
 def test_mixed_precision_trains_and_exports_float32_files(tmp_path):
     settings = dict(name="mobilenet_v2", alpha=0.35, images=128, epochs=1, lr=0.05)
     log = train(tmp_path, "mixed", settings, "runtime.mixed_precision=mixed_float16",
@@ -201,14 +221,13 @@ def test_qat_trains_under_mirrored(tmp_path):
     assert json.loads((tmp_path / "qat/metrics.json").read_text())["replicas"] == 2
 
 
-def test_detection_trains_on_mirrored_replicas(tmp_path):
-    """SSDLite's two outputs and dict targets through two mirrored replicas: each replica's
-    loss is normalized by its own matched anchors, so the figures are not one replica's
-    exactly, but the run trains, validates and scores."""
-    from tests.tasks.detection.test_task import QUICK
-
-    config = tmp_path / "detection.yaml"
-    config.write_text(QUICK)
+@pytest.mark.parametrize("task, headline", [("detection", "map50"), ("segmentation", "miou")])
+def test_detection_and_segmentation_train_on_mirrored_replicas(tmp_path, task, headline):
+    """SSDLite's two outputs and dict targets, and a segmenter's masks, through two mirrored
+    replicas: each replica's loss is normalized by its own matched anchors (labelled pixels),
+    so the figures are not one replica's exactly, but the run trains, validates and scores."""
+    config = tmp_path / f"{task}.yaml"
+    config.write_text(importlib.import_module(f"tests.tasks.{task}.test_task").QUICK)
     settings = ("runtime.strategy=mirrored", "runtime.virtual_cpus=2", "train.batch_size=32",
                 "export.modes=[]")
     done = subprocess.run(
@@ -218,5 +237,5 @@ def test_detection_trains_on_mirrored_replicas(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert "2 replicas in sync (1 worker(s)), global batch 32, 16 per replica" in done.stdout
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
-    assert metrics["replicas"] == 2 and metrics["steps"] == 2 and 0 <= metrics["map50"] <= 1
+    assert metrics["replicas"] == 2 and metrics["steps"] == 2 and 0 <= metrics[headline] <= 1
     assert np.isfinite(losses(tmp_path / "run")).all()

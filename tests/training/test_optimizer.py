@@ -40,6 +40,10 @@ def test_cosine_step_and_constant_schedules():
     linear = optimization.LearningRate(0.5, "linear", STEPS, 110, warmup_steps=10)
     np.testing.assert_allclose(rates(linear, [5, 10, 60, 110, 200]), [0.25, 0.5, 0.25, 0, 0],
                                atol=1e-6)
+    # DeepLab's poly: 0.007 * (1 - step / total) ** 0.9
+    poly = optimization.LearningRate(0.007, "poly", STEPS, 100)
+    np.testing.assert_allclose(rates(poly, [0, 50, 75, 100, 120]),
+                               [0.007, 0.007 * 0.5**0.9, 0.007 * 0.25**0.9, 0, 0], atol=1e-9)
     step = optimization.LearningRate(1.0, "step", STEPS, 100, step_epochs=[3, 6], step_factor=0.1)
     np.testing.assert_allclose(rates(step, [29, 30, 59, 60, 99]),
                                [1.0, 0.1, 0.1, 0.01, 0.01], rtol=1e-5)

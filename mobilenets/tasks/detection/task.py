@@ -159,6 +159,14 @@ class Detection:
         return "is not a detection model (SSDLite's boxes and classes, or a file ending in " \
                "TFLite_Detection_PostProcess)"
 
+    def served(self, model):
+        """The model the exported files are converted from: `model` itself."""
+        return model
+
+    def file_outputs(self, outputs):
+        """A file's batch of outputs in the form `predictions` gives: as they are."""
+        return outputs
+
     def metadata(self, content, labels, name, description, version):
         from mobilenets.tflite import metadata
 

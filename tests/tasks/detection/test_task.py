@@ -20,6 +20,7 @@ from mobilenets.data import box_transforms, scenes
 from mobilenets.errors import UserError
 from mobilenets.tasks.detection import losses, ssdlite
 from mobilenets.training.callbacks import Checkpointer
+from tests.tasks.scenes_run import ONE_EPOCH
 
 SCENES = DataConfig(source="scenes", scene_size=64, train_scenes=40, eval_scenes=12)
 
@@ -306,17 +307,7 @@ data:
   train_scenes: 64
   eval_scenes: 16
   augment: flip_crop
-train:
-  epochs: 1
-  batch_size: 16
-  optimizer: adam
-  learning_rate: 0.001
-  schedule: constant
-export:
-  modes: [float32, int8]
-  calibration_samples: 8
-  max_drop: 100
-"""
+""" + ONE_EPOCH
 
 
 @pytest.mark.slow

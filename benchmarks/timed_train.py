@@ -1,0 +1,39 @@
+"""Runs `mobilenets train` on an experiment from scratch and times it: what the quickstart
+benchmarks measure."""
+
+import json
+import pathlib
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+import provenance
+
+
+def timed_train(experiment, workdir):
+    """Trains, evaluates and exports `experiment` into a fresh `workdir`; returns
+    (wall-clock seconds, CPU seconds of all threads, metrics.json, export/report.json)."""
+    workdir = pathlib.Path(workdir).resolve()
+    shutil.rmtree(workdir, ignore_errors=True)  # from scratch: the time of a whole run
+    command = [sys.executable, "-m", "mobilenets", "train", "--config", experiment,
+               "--workdir", str(workdir)]
+    print("$", " ".join(command), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=provenance.ROOT)
+    wall = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (round(wall, 1), round(children.ru_utime + children.ru_stime, 1),
+            json.loads((workdir / "metrics.json").read_text()),
+            json.loads((workdir / "export/report.json").read_text()))
+
+
+def heading(result):
+    """The Markdown title and provenance line of a timed run's `result` (provenance.stamp()
+    with wall_seconds and cpu_seconds)."""
+    return [f"# {result['measurement']}", "",
+            f"`{result['command']}` on {result['date']}, commit {result['commit']}, "
+            f"{result['machine']['cpu']} ({result['machine']['cores']} cores): the whole run "
+            f"(train, evaluate, export) {result['wall_seconds'] / 60:.1f} min wall clock, "
+            f"{result['cpu_seconds'] / 60:.1f} min CPU.", ""]
