@@ -132,3 +132,13 @@ def check_rgb_file(name, **options):
     assert tuple(runner.input["shape"]) == (1, size, size, 3)
     np.testing.assert_allclose(runner(colour), expected, rtol=1e-3, atol=1e-3)
     assert delegate_partitions(content) == (1, [])
+
+
+def test_largest_difference_leaves_out_what_is_not_finite():
+    """A detector's rows past its count may hold infinities in both files."""
+    from mobilenets.export.stage import largest_difference
+
+    a = np.array([[0.5, 0.25], [np.inf, -np.inf]], np.float32)
+    b = np.array([[0.75, 0.25], [np.inf, np.nan]], np.float32)
+    assert largest_difference(a, b) == 0.25
+    assert largest_difference(np.full(3, np.nan), np.zeros(3)) == 0.0

@@ -221,13 +221,15 @@ def test_qat_trains_under_mirrored(tmp_path):
     assert json.loads((tmp_path / "qat/metrics.json").read_text())["replicas"] == 2
 
 
-@pytest.mark.parametrize("task, headline", [("detection", "map50"), ("segmentation", "miou")])
-def test_detection_and_segmentation_train_on_mirrored_replicas(tmp_path, task, headline):
-    """SSDLite's two outputs and dict targets, and a segmenter's masks, through two mirrored
-    replicas: each replica's loss is normalized by its own matched anchors (labelled pixels),
-    so the figures are not one replica's exactly, but the run trains, validates and scores."""
-    config = tmp_path / f"{task}.yaml"
-    config.write_text(importlib.import_module(f"tests.tasks.{task}.test_task").QUICK)
+def test_detection_trains_on_mirrored_replicas(tmp_path):
+    """SSDLite's two outputs and dict targets through two mirrored replicas: each replica's
+    loss is normalized by its own matched anchors, so the figures are not one replica's
+    exactly, but the run trains, validates and scores. (Segmentation's distributed run is
+    the two-worker one below.)"""
+    from tests.tasks.detection.test_task import QUICK
+
+    config = tmp_path / "detection.yaml"
+    config.write_text(QUICK)
     settings = ("runtime.strategy=mirrored", "runtime.virtual_cpus=2", "train.batch_size=32",
                 "export.modes=[]")
     done = subprocess.run(
@@ -237,5 +239,5 @@ def test_detection_and_segmentation_train_on_mirrored_replicas(tmp_path, task, h
     assert done.returncode == 0, done.stdout[-3000:]
     assert "2 replicas in sync (1 worker(s)), global batch 32, 16 per replica" in done.stdout
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
-    assert metrics["replicas"] == 2 and metrics["steps"] == 2 and 0 <= metrics[headline] <= 1
+    assert metrics["replicas"] == 2 and metrics["steps"] == 2 and 0 <= metrics["map50"] <= 1
     assert np.isfinite(losses(tmp_path / "run")).all()
