@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mobilenets.data.transforms import client_transform
 
-IGNORE_INDEX = 255
+IGNORE_INDEX = 255  # a mask's unlabelled pixels (VOC's object borders): no loss, no score
 
 
 def augment(image, mask, seed, shape, config):

@@ -20,13 +20,13 @@ import pathlib
 
 import numpy as np
 
+from mobilenets.data.mask_transforms import IGNORE_INDEX
 from mobilenets.data.sources import IMAGE_SUFFIXES, checked_split
 from mobilenets.data.splits import Data
 from mobilenets.errors import UserError
 
 log = logging.getLogger("mobilenets")
 
-IGNORE_INDEX = 255
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
                "pottedplant", "sheep", "sofa", "train", "tvmonitor"]

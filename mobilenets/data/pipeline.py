@@ -53,6 +53,14 @@ class Examples:
         return (self.truth if truth else self.target)(label)
 
 
+def resized_whole(image, shape, config):
+    """Evaluation's preprocessing as Android's clients feed a model: the whole image resized
+    to the input (`data.crop_fraction` and `data.small_images` do not apply). Detection's and
+    segmentation's `Examples.evaluation`."""
+    del config
+    return client_transform(image, shape)
+
+
 def classifying(target):
     """The `Examples` of image classification: `transforms`' training and evaluation
     preprocessing of the image alone, `target` (label -> one-hot, say) for both target and

@@ -8,8 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from mobilenets.data import box_transforms
-from mobilenets.data.pipeline import Examples
-from mobilenets.data.transforms import client_transform
+from mobilenets.data.pipeline import Examples, resized_whole
 from mobilenets.tasks.classification import backbone_layers, family_options
 from mobilenets.tasks.detection import anchors as anchor_lib
 from mobilenets.tasks.detection import export, losses, postprocess, ssdlite, targets
@@ -189,12 +188,6 @@ def objects_as_they_are(objects):
     """The truth scores compare with: an image's padded objects."""
     return objects
 
-
-def resized_whole(image, shape, config):
-    """Evaluation's preprocessing: the whole image resized to the input, as Android's clients
-    feed it (`data.crop_fraction` and `data.small_images` do not apply)."""
-    del config
-    return client_transform(image, shape)
 
 
 def unpack(outputs):

@@ -5,7 +5,7 @@ the classes present in the labels or predictions (mIoU), and pixel accuracy."""
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from mobilenets.data.mask_transforms import IGNORE_INDEX
 
 
 def confusion(labels, predictions, num_classes, ignore_index=IGNORE_INDEX):

@@ -4,7 +4,7 @@ logs."""
 
 import tensorflow as tf
 
-IGNORE_INDEX = 255
+from mobilenets.data.mask_transforms import IGNORE_INDEX
 
 
 def _labelled(masks, logits, ignore_index):

@@ -9,8 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mobilenets.data import mask_transforms
-from mobilenets.data.pipeline import Examples
-from mobilenets.data.transforms import client_transform
+from mobilenets.data.pipeline import Examples, resized_whole
 from mobilenets.tasks.classification import backbone_layers, family_options
 from mobilenets.tasks.segmentation import evaluation, heads, losses
 
@@ -154,12 +153,6 @@ def as_truth(mask):
     """What the scores compare with: the mask, uint8 [H, W]."""
     return tf.cast(mask[..., 0], tf.uint8)
 
-
-def resized_whole(image, shape, config):
-    """Evaluation's preprocessing: the whole image resized to the input, as Android's clients
-    feed it (`data.crop_fraction` and `data.small_images` do not apply)."""
-    del config
-    return client_transform(image, shape)
 
 
 def plot_masks(images, outputs, truths, class_names, png, count=6):
