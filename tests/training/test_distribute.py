@@ -70,7 +70,11 @@ def losses(workdir):
 
 
 def weights(path):
-    return keras.models.load_model(path, compile=False).get_weights()
+    """A saved model's weights, loaded as the package loads models (its own layers
+    registered, whichever tests ran before in this process)."""
+    from mobilenets import artifacts
+
+    return artifacts.load_model(path).get_weights()
 
 
 def test_mirrored_replicas_train_exactly_like_one(tmp_path):
@@ -156,15 +160,22 @@ def run_workers(tmp_path, epochs, settings=None):
     return logs
 
 
+def workers_agree(tmp_path):
+    """Asserts that the chief's final model and worker 1's hold the same weights; returns
+    (the run directory, worker 1's scratch directory)."""
+    workdir, scratch = tmp_path / "run", tmp_path / "tmp1/mobilenets-run-worker-1"
+    for ours, theirs in zip(weights(workdir / "model.keras"), weights(scratch / "model.keras"),
+                            strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    return workdir, scratch
+
+
 def test_two_workers_train_one_model_and_resume(tmp_path):
     """Two worker processes (TF_CONFIG on 127.0.0.1) train an epoch of 4 global batches: both
     end with the same weights, only the chief writes the run directory, and run again with a
     second epoch both resume from the chief's checkpoint."""
     run_workers(tmp_path, epochs=1)
-    workdir, scratch = tmp_path / "run", tmp_path / "tmp1/mobilenets-run-worker-1"
-    for ours, theirs in zip(weights(workdir / "model.keras"), weights(scratch / "model.keras"),
-                            strict=True):
-        np.testing.assert_array_equal(ours, theirs)
+    workdir, scratch = workers_agree(tmp_path)
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert (metrics["workers"], metrics["replicas"], metrics["global_batch_size"]) == (2, 2, 64)
     assert len(losses(workdir)) == 1  # one CSV log, written once
@@ -174,9 +185,7 @@ def test_two_workers_train_one_model_and_resume(tmp_path):
     for log in logs:
         assert "resumed from epoch 2, step 0" in log
     assert len(losses(workdir)) == 2
-    for ours, theirs in zip(weights(workdir / "model.keras"), weights(scratch / "model.keras"),
-                            strict=True):
-        np.testing.assert_array_equal(ours, theirs)
+    workers_agree(tmp_path)
 
 
 @pytest.mark.parametrize("task, headline", [("detection", "map50"), ("segmentation", "miou")])
@@ -186,10 +195,7 @@ def test_detection_and_segmentation_train_on_two_workers(tmp_path, task, headlin
     quick = importlib.import_module(f"tests.tasks.{task}.test_task").QUICK
     run_workers(tmp_path, 1, quick.replace("modes: [float32, int8]", "modes: []")
                 .replace("batch_size: 16", "batch_size: 32"))
-    workdir, scratch = tmp_path / "run", tmp_path / "tmp1/mobilenets-run-worker-1"
-    for ours, theirs in zip(weights(workdir / "model.keras"), weights(scratch / "model.keras"),
-                            strict=True):
-        np.testing.assert_array_equal(ours, theirs)
+    workdir, _ = workers_agree(tmp_path)
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert (metrics["workers"], metrics["replicas"], metrics["steps"]) == (2, 2, 2)
     assert 0 <= metrics[headline] <= 1 and np.isfinite(losses(workdir)).all()
