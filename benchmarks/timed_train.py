@@ -12,21 +12,28 @@ import time
 import provenance
 
 
-def timed_train(experiment, workdir):
-    """Trains, evaluates and exports `experiment` into a fresh `workdir`; returns
-    (wall-clock seconds, CPU seconds of all threads, metrics.json, export/report.json)."""
+def timed_train(experiment, workdir, overrides=()):
+    """Trains, evaluates and exports `experiment` (with `--set` `overrides`) into a fresh
+    `workdir`; returns (wall-clock seconds, CPU seconds of all threads, metrics.json,
+    export/report.json)."""
     workdir = pathlib.Path(workdir).resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # from scratch: the time of a whole run
     command = [sys.executable, "-m", "mobilenets", "train", "--config", experiment,
-               "--workdir", str(workdir)]
+               "--workdir", str(workdir), *(["--set", *overrides] if overrides else [])]
     print("$", " ".join(command), flush=True)
+    before = cpu_seconds()
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=provenance.ROOT)
     wall = time.perf_counter() - started
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (round(wall, 1), round(children.ru_utime + children.ru_stime, 1),
+    return (round(wall, 1), round(cpu_seconds() - before, 1),
             json.loads((workdir / "metrics.json").read_text()),
             json.loads((workdir / "export/report.json").read_text()))
+
+
+def cpu_seconds():
+    """The CPU time (user and system) of every finished child process so far."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return children.ru_utime + children.ru_stime
 
 
 def heading(result):

@@ -467,13 +467,14 @@ def _check_task(config):
                         f"{task}'s: {', '.join(TASK_SOURCES[task])}")
     if task == "classification":
         return
-    refused = {"qat.enabled": config.qat.enabled, "train.teacher": config.train.teacher,
+    refused = {"qat.enabled": config.qat.enabled and task == "segmentation",
+               "train.teacher": config.train.teacher,
                "data.randaugment_ops": config.data.randaugment_ops,
                "data.mixup_alpha": config.data.mixup_alpha,
                "data.cutmix_alpha": config.data.cutmix_alpha}
     for key, value in refused.items():
         if value:
-            raise UserError(f"{key}: not available for {task} (classification only, for now)")
+            raise UserError(f"{key}: not available for {task} yet")
     others = set(config.export.modes) - {"float32", "int8"}
     if others:
         raise UserError(f"export.modes: {task} exports float32 and int8 files, not "

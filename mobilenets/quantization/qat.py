@@ -153,7 +153,17 @@ def quantize(model):
     annotated = tf_keras.models.clone_model(base, clone_function=annotate)
     annotated = quantize_keras.quantize_annotate_model(annotated)
     with quantize_keras.quantize_scope(CUSTOM_OBJECTS):
-        return quantize_keras.quantize_apply(annotated, scheme=QuantizeScheme())
+        quantized = quantize_keras.quantize_apply(annotated, scheme=QuantizeScheme())
+    if len(quantized.outputs) == 1:
+        return quantized
+    # A detector's outputs: tfmot's wrappers name them `quant_boxes`, `quant_classes`, and the
+    # model returns a list. Losses, targets, logs and exports know them by the model's own
+    # names, so the output wrappers take those names and the QAT model returns a dict.
+    for layer in quantized.layers:
+        if layer.name.removeprefix("quant_") in base.output_names:
+            layer._name = layer.name.removeprefix("quant_")  # tf_keras has no public setter
+    return tf_keras.Model(quantized.inputs, dict(zip(base.output_names, quantized.outputs)),
+                          name=quantized.name)
 
 
 def init_ranges(quantized, model, batches):

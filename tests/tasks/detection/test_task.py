@@ -143,8 +143,8 @@ def test_tfds_source_gives_objects_without_crowd_regions(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"data": {"source": "sample"}}, "data.source sample is not a source of detection data"),
-    ({"data": {"source": "scenes"}, "qat": {"enabled": True}},
-     "qat.enabled: not available for detection"),
+    ({"data": {"source": "scenes"}, "train": {"teacher": "teacher.keras"}},
+     "train.teacher: not available for detection"),
     ({"data": {"source": "scenes"}, "export": {"modes": ["float16"]}},
      "export.modes: detection exports float32 and int8 files, not float16"),
     ({"data": {"source": "scenes"}, "model": {"input_shape": [64, 64, 1]}},
@@ -353,6 +353,46 @@ def test_detection_trains_evaluates_and_exports_from_the_cli(tmp_path, capsys):
     assert any(d["label"] == best["label"] and np.allclose(d["box"], best["box"], atol=2e-3)
                and d["score"] == pytest.approx(best["score"], abs=1e-3)
                for d in found["export/model_float32.tflite"])
+
+
+@pytest.mark.slow
+def test_qat_trains_ssdlite_into_an_int8_file_that_detects_as_the_qat_model(tmp_path, capsys):
+    """QAT for detection (from scratch here, 4 steps): the QAT model keeps the outputs' names
+    (the history logs boxes_loss), its int8 file ends in the post-process op with the rest in
+    one XNNPACK partition, `evaluate` on model_qat.h5 scores what the export reported for it,
+    and the file's best detection is one of the QAT model's."""
+    config = tmp_path / "detection.yaml"
+    config.write_text(QUICK + "qat:\n  enabled: true\n")
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--workdir", str(workdir)]) == 0
+    header = (workdir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"boxes_loss", "classes_loss", "val_boxes_loss"} <= set(header)
+    report = json.loads((workdir / "export/report.json").read_text())
+    assert report["keras_model"] == "model_qat.h5"
+    (entry,) = report["files"].values()
+    assert list(report["files"]) == ["model_qat_int8.tflite"]
+    assert entry["partitions"] == 1
+    assert entry["ops_outside_xnnpack"] == ["TFLite_Detection_PostProcess"]
+    assert entry["input"]["dtype"] == "uint8"
+    capsys.readouterr()
+    assert main(["evaluate", "--config", str(config), "--model",
+                 str(workdir / "model_qat.h5")]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scored["map50"] == report["float"]["map50"]
+    scene = data_lib.load(dataclasses.replace(SCENES, train_scenes=1), splits=("eval",),
+                          task="detection").eval.arrays[0]
+    Image.fromarray(scene).save(tmp_path / "scene.png")
+    found = {}
+    for model in ("model_qat.h5", "export/model_qat_int8.tflite"):
+        capsys.readouterr()
+        assert main(["predict", str(workdir / model), str(tmp_path / "scene.png"), "--top", "5",
+                     "--json"]) == 0
+        (result,) = json.loads(capsys.readouterr().out)
+        found[model] = result["detections"]
+    best = found["export/model_qat_int8.tflite"][0]
+    assert any(d["label"] == best["label"] and np.allclose(d["box"], best["box"], atol=0.01)
+               and d["score"] == pytest.approx(best["score"], abs=0.02)
+               for d in found["model_qat.h5"])
 
 
 @pytest.mark.slow
