@@ -467,8 +467,7 @@ def _check_task(config):
                         f"{task}'s: {', '.join(TASK_SOURCES[task])}")
     if task == "classification":
         return
-    refused = {"qat.enabled": config.qat.enabled and task == "segmentation",
-               "train.teacher": config.train.teacher,
+    refused = {"train.teacher": config.train.teacher,
                "data.randaugment_ops": config.data.randaugment_ops,
                "data.mixup_alpha": config.data.mixup_alpha,
                "data.cutmix_alpha": config.data.cutmix_alpha}

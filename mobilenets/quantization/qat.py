@@ -95,8 +95,9 @@ class OutputQuantizeConfig(quantize_keras.QuantizeConfig):
 
 class NoOpQuantizeConfig(OutputQuantizeConfig):
     """Nothing quantized: the `+3` shift of hard-swish / hard-sigmoid, which the converter
-    fuses with the ReLU6 after it (that ReLU6's output carries the range), channel splits,
-    whose outputs keep their input's range, and the float classifier (`float_classifier`)."""
+    fuses with the ReLU6 after it (that ReLU6's output carries the range), channel splits and
+    bilinear resizing (a segmentation head's last layer), whose outputs keep their input's
+    range, and the float classifier (`float_classifier`)."""
 
     def get_output_quantizers(self, layer):
         return []
@@ -113,7 +114,7 @@ CUSTOM_OBJECTS = {
 
 def _quantize_config(layer, float_names=()):
     """Our QuantizeConfig for `layer`, or None to leave it to tfmot's registry."""
-    if (layer.name in float_names or isinstance(layer, ChannelSplit)
+    if (layer.name in float_names or isinstance(layer, (ChannelSplit, tf_keras.layers.Resizing))
             or layer.name.endswith("_shift")):
         return NoOpQuantizeConfig()
     if isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply)):
