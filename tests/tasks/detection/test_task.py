@@ -97,8 +97,8 @@ def test_a_bad_annotation_file_stops_the_run_with_exit_2_naming_the_entry(tmp_pa
 
 @functools.cache
 def tiny_objects_builder():
-    """A tfds detection dataset in coco/2017's form (objects with bbox, label, is_crowd),
-    registered once per process, built offline."""
+    """A tfds detection dataset whose objects carry coco/2017's `is_crowd` and voc's
+    `is_difficult`, registered once per process, built offline."""
     import tensorflow_datasets as tfds
 
     class TinyObjectsDataset(tfds.core.GeneratorBasedBuilder):
@@ -110,7 +110,7 @@ def tiny_objects_builder():
                 "objects": tfds.features.Sequence({
                     "bbox": tfds.features.BBoxFeature(),
                     "label": tfds.features.ClassLabel(names=["x", "y"]),
-                    "is_crowd": np.bool_})}))
+                    "is_crowd": np.bool_, "is_difficult": np.bool_})}))
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(6), "test": self._generate_examples(2)}
@@ -118,24 +118,31 @@ def tiny_objects_builder():
         def _generate_examples(self, count):
             for i in range(count):
                 boxes = [tfds.features.BBox(0.1, 0.2, 0.5, 0.6),
-                         tfds.features.BBox(0.0, 0.0, 1.0, 1.0)][:1 + i % 2]
+                         tfds.features.BBox(0.0, 0.0, 1.0, 1.0),
+                         tfds.features.BBox(0.5, 0.5, 0.7, 0.9)][:1 + i % 3]
                 yield i, {"image": np.full((32, 32, 3), 20 * i, np.uint8),
-                          "objects": {"bbox": boxes, "label": [i % 2, 0][:len(boxes)],
-                                      "is_crowd": [False, True][:len(boxes)]}}
+                          "objects": {"bbox": boxes, "label": [i % 2, 0, 1][:len(boxes)],
+                                      "is_crowd": [False, True, False][:len(boxes)],
+                                      "is_difficult": [False, False, True][:len(boxes)]}}
 
     return TinyObjectsDataset
 
 
-def test_tfds_source_gives_objects_without_crowd_regions(tmp_path):
+def test_tfds_source_gives_objects_without_crowd_regions_or_difficult_ones(tmp_path):
     builder = tiny_objects_builder()(data_dir=str(tmp_path))
     builder.download_and_prepare()
     config = DataConfig(source="tfds", name=builder.name, dir=str(tmp_path))
     data = data_lib.load(config, task="detection")
     assert data.class_names == ["x", "y"] and (len(data.train), len(data.eval)) == (6, 2)
     labels = data.train.labels
-    assert labels.shape == (6, 1, 5)  # the crowd box of every other image left out
+    assert labels.shape == (6, 1, 5)  # crowd and difficult boxes left out
     np.testing.assert_allclose(labels[:, 0, :4], [[0.1, 0.2, 0.5, 0.6]] * 6, atol=1e-6)
     np.testing.assert_array_equal(sorted(labels[:, 0, 4]), [0, 0, 0, 1, 1, 1])
+    streamed = data_lib.load(dataclasses.replace(config, cache=False), task="detection").train
+    rows = np.stack([objects.numpy() for _, objects in streamed.ordered(3)])
+    assert rows.shape == (6, data_lib.sources.MAX_STREAMED_OBJECTS, 5)
+    np.testing.assert_allclose(rows[:, 0], labels[:, 0], atol=1e-6)  # the kept one, then padding
+    assert (rows[:, 1:] == -1).all()
     with pytest.raises(UserError, match="has objects .detection data.; task.name is "
                                         "classification"):
         data_lib.load(config)

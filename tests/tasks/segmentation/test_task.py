@@ -193,7 +193,7 @@ def test_a_bad_mask_stops_the_run_with_exit_2_naming_the_file(tmp_path, capsys, 
 
 @pytest.mark.parametrize("change, message", [
     ({"data": {"source": "coco"}}, "data.source coco is not a source of segmentation data"),
-    ({"data": {"source": "scenes"}, "data": {"source": "scenes", "mixup_alpha": 0.2}},
+    ({"data": {"source": "scenes", "mixup_alpha": 0.2}},
      "data.mixup_alpha: not available for segmentation"),
     ({"data": {"source": "scenes"}, "export": {"modes": ["float16"]}},
      "export.modes: segmentation exports float32 and int8 files, not float16"),
