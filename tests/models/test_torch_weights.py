@@ -36,7 +36,7 @@ def ours(golden, **options):
 
 
 def test_every_reference_has_a_golden_file():
-    assert len(cases()) == 9
+    assert len(cases()) == 11
 
 
 @pytest.fixture
