@@ -214,7 +214,11 @@ def for_epoch(quantized, epoch, qat):
     if not after(qat.freeze_ranges_after_epochs):
         return quantized
     inputs = tf_keras.Input(quantized.input_shape[1:], name="image")
-    return tf_keras.Model(inputs, quantized(inputs, training=False), name="frozen_ranges")
+    outputs = quantized(inputs, training=False)
+    if isinstance(outputs, dict):  # named as the model's, for the losses and the logs
+        outputs = {name: tf_keras.layers.Identity(name=name)(output)
+                   for name, output in outputs.items()}
+    return tf_keras.Model(inputs, outputs, name="frozen_ranges")
 
 
 def batch_norms(quantized):

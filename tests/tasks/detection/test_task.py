@@ -364,16 +364,20 @@ def test_detection_trains_evaluates_and_exports_from_the_cli(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_qat_trains_ssdlite_into_an_int8_file_that_detects_as_the_qat_model(tmp_path, capsys):
-    """QAT for detection (from scratch here, 4 steps): the QAT model keeps the outputs' names
-    (the history logs boxes_loss), its int8 file ends in the post-process op with the rest in
-    one XNNPACK partition, `evaluate` on model_qat.h5 scores what the export reported for it,
-    and the file's best detection is one of the QAT model's."""
+    """QAT for detection (from scratch here, an epoch of 4 steps, then one with BatchNorm and
+    the ranges frozen): the QAT model keeps the outputs' names (the history logs boxes_loss in
+    both phases), its int8 file ends in the post-process op with the rest in one XNNPACK
+    partition, `evaluate` on model_qat.h5 scores what the export reported for it, and the
+    file's best detection is one of the QAT model's."""
     config = tmp_path / "detection.yaml"
-    config.write_text(QUICK + "qat:\n  enabled: true\n")
+    config.write_text(QUICK.replace("epochs: 1", "epochs: 2") + "qat:\n  enabled: true\n"
+                      "  freeze_bn_after_epochs: 1\n  freeze_ranges_after_epochs: 1\n")
     workdir = tmp_path / "run"
     assert main(["train", "--config", str(config), "--workdir", str(workdir)]) == 0
-    header = (workdir / "history.csv").read_text().splitlines()[0].split(",")
+    history = (workdir / "history.csv").read_text()
+    header = history.splitlines()[0].split(",")
     assert {"boxes_loss", "classes_loss", "val_boxes_loss"} <= set(header)
+    assert len(history.splitlines()) == 3 and "NA" not in history
     report = json.loads((workdir / "export/report.json").read_text())
     assert report["keras_model"] == "model_qat.h5"
     (entry,) = report["files"].values()
