@@ -78,6 +78,14 @@ def references(args):
             "timm.create_model('mobilenetv4_conv_small', num_classes=10)",
             lambda: timm.create_model("mobilenetv4_conv_small", num_classes=NUM_CLASSES),
             {"name": "mobilenet_v4", "variant": "conv_small"}),
+        "timm_mobilenetv2_100": (
+            "timm.create_model('mobilenetv2_100', num_classes=10)",
+            lambda: timm.create_model("mobilenetv2_100", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v2"}),
+        "timm_mobilenetv3_small_100": (
+            "timm.create_model('mobilenetv3_small_100', num_classes=10)",
+            lambda: timm.create_model("mobilenetv3_small_100", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v3_small"}),
         "timm_mobilenetv3_large_100": (
             "timm.create_model('mobilenetv3_large_100', num_classes=10)",
             lambda: timm.create_model("mobilenetv3_large_100", num_classes=NUM_CLASSES),
