@@ -19,12 +19,11 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance  # noqa: E402
-from timed_train import heading, timed_train  # noqa: E402
-
-from mobilenets import config as config_lib  # noqa: E402
+from timed_train import heading, report_files, timed_qat, timed_train  # noqa: E402
 
 EXPERIMENT = "experiments/detection_quickstart.yaml"
 QAT_EXPERIMENT = "experiments/detection_quickstart_qat.yaml"
+SCORES = ("map", "map50", "map75")
 KEYS = ("map", "map50", "map75", "size_mb", "median_latency_ms", "partitions",
         "ops_outside_xnnpack")
 
@@ -32,9 +31,6 @@ KEYS = ("map", "map50", "map75", "size_mb", "median_latency_ms", "partitions",
 def markdown(result):
     keras, qat = result["keras"], result["qat"]
     lines = [*heading(result),
-             f"Then QAT from its model (`{QAT_EXPERIMENT}`, {qat['epochs']} epochs): "
-             f"{qat['wall_seconds'] / 60:.1f} min wall clock, {qat['cpu_seconds'] / 60:.1f} min "
-             "CPU.", "",
              f"{result['test_images']} test scenes, {result['test_objects']} objects.", "",
              "| model | mAP@[.5:.95] | mAP@.5 | mAP@.75 | size | latency (1 thread) | "
              "XNNPACK partitions |",
@@ -51,32 +47,21 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def files(report):
-    return {name: {key: entry[key] for key in KEYS} for name, entry in report["files"].items()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/detection_quickstart_measured")
     args = parser.parse_args()
     wall, cpu, metrics, report = timed_train(EXPERIMENT, args.workdir)
-    qat_config = config_lib.load(provenance.ROOT / QAT_EXPERIMENT)
-    float_model = pathlib.Path(args.workdir).resolve() / "model.keras"
-    qat_wall, qat_cpu, _, qat_report = timed_train(
-        QAT_EXPERIMENT, f"{args.workdir}_qat", [f"model.init_from={float_model}"])
+    qat = timed_qat(QAT_EXPERIMENT, f"{args.workdir}_qat", args.workdir, SCORES, KEYS)
     result = {"measurement": "Detection quickstart (SSDLite, MobileNetV2 0.35, 128x128, "
                              "synthetic Fashion-MNIST scenes)",
               **provenance.stamp(), "experiment": EXPERIMENT,
               "wall_seconds": wall, "cpu_seconds": cpu,
               "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
               "test_objects": metrics["objects"],
-              "keras": {key: metrics[key] for key in ("map", "map50", "map75")},
+              "keras": {key: metrics[key] for key in SCORES},
               "per_class_ap50_95": metrics["per_class"],
-              "files": files(report),
-              "qat": {"experiment": QAT_EXPERIMENT, "epochs": qat_config.train.epochs,
-                      "wall_seconds": qat_wall, "cpu_seconds": qat_cpu,
-                      "keras": {key: qat_report["float"][key] for key in ("map", "map50", "map75")},
-                      "files": files(qat_report)}}
+              "files": report_files(report, KEYS), "qat": qat}
     results = provenance.ROOT / "results"
     (results / "detection_quickstart.json").write_text(json.dumps(result, indent=2) + "\n")
     (results / "detection_quickstart.md").write_text(markdown(result))
