@@ -43,7 +43,9 @@ def markdown(result):
         lines.append(f"| {name} | {entry['miou']:.4f} | {entry['pixel_accuracy']:.4f} | "
                      f"{entry['agreement']:.4f} | {entry['size_mb']:.2f} MB | "
                      f"{entry['median_latency_ms']:.2f} ms | {entry['partitions']} |")
-    lines += ["", "IoU per class (Keras model):", "", "| class | IoU |", "|---|---|"]
+    lines += ["", "Agreement: the fraction of pixels given the same class as the Keras model "
+              "(the QAT file: as the QAT Keras model).", "",
+              "IoU per class (Keras model):", "", "| class | IoU |", "|---|---|"]
     lines += [f"| {name} | {iou:.4f} |" for name, iou in result["per_class_iou"].items()
               if iou is not None]
     return "\n".join(lines) + "\n"

@@ -167,24 +167,39 @@ def quantize(model):
                           name=quantized.name)
 
 
+# The narrowest activation range QAT starts from (init_ranges): wide enough for XNNPACK to
+# requantize it into the concatenations it feeds (the 4e-9 scale of an empty range is not).
+MIN_RANGE = 0.1
+
+
 def init_ranges(quantized, model, batches):
-    """Sets every activation range of `quantized` to the min and max of the float tensor it
-    quantizes over `batches` (lists of float input batches), as post-training calibration does.
+    """Sets every activation range of `quantized` (and its input's) to the min and max of the
+    float tensor it quantizes over `batches` (lists of float input batches), as post-training
+    calibration does.
 
     tfmot starts activation ranges at [-6, 6] and moves them with a 0.999 moving average, so a
     fine-tune of a few hundred steps would end with ranges far from the data's (the input's
     [0, 255] one included). Calibrated ranges start QAT where PTQ ends.
+
+    A range narrower than `MIN_RANGE` (a tensor all but constant over the batches: a
+    prediction head that never fires, as an SSDLite's smallest map can be) is widened to it:
+    the converter would give it a scale of about 4e-9, and requantizing that for the
+    concatenation after it is beyond what XNNPACK takes (the PTQ converter gives a
+    concatenation's inputs the concatenation's own scale instead).
     """
     base = twin(model)
     ranges = {}
     for layer in quantized.layers:
+        found = {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
         if isinstance(layer, quantize_keras.QuantizeWrapperV2):
-            found = {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
             for kind in ("output", "post_activation"):
                 if f"{kind}_min" in found:
                     ranges[layer.layer.name] = (found[f"{kind}_min"], found[f"{kind}_max"])
+        elif f"{layer.name}_min" in found:  # tfmot's QuantizeLayer, on the model's input
+            ranges[None] = (found[f"{layer.name}_min"], found[f"{layer.name}_max"])
     names = list(ranges)
-    probe = tf_keras.Model(base.inputs, [base.get_layer(name).output for name in names])
+    probe = tf_keras.Model(base.inputs, [base.input if name is None else base.get_layer(name).output
+                                         for name in names])
     low = {name: 0.0 for name in names}
     high = {name: 0.0 for name in names}
     for batch in batches:
@@ -192,6 +207,7 @@ def init_ranges(quantized, model, batches):
             low[name] = min(low[name], float(tf.reduce_min(value)))
             high[name] = max(high[name], float(tf.reduce_max(value)))
     for name, (low_var, high_var) in ranges.items():
+        high[name] = max(high[name], low[name] + MIN_RANGE)
         low_var.assign(tf.fill(low_var.shape, low[name]))
         high_var.assign(tf.fill(high_var.shape, high[name]))
     return len(ranges)
