@@ -121,15 +121,23 @@ def test_calibration_sets_the_inputs_range_and_widens_a_constant_ones():
     quantized = qat.quantize(model)
     images = rng.uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
     qat.init_ranges(quantized, model, [[images]])
-    ranges = {w.name.split(":")[0]: float(w.numpy()) for w in quantized.non_trainable_weights
-              if w.name.endswith(("_min:0", "_max:0")) and w.shape.rank == 0}
-    assert ranges["quantize_layer/quantize_layer_min"] == 0.0  # a range holds zero
-    assert ranges["quantize_layer/quantize_layer_max"] == images.max()
-    assert (ranges["quant_dead/post_activation_min"],
-            ranges["quant_dead/post_activation_max"]) == (0.0, pytest.approx(qat.MIN_RANGE))
-    assert ranges["quant_live/post_activation_max"] > 1.0
+    (input_layer,) = [layer for layer in quantized.layers
+                      if type(layer).__name__ == "QuantizeLayer"]
+    assert activation_range(input_layer) == (0.0, pytest.approx(images.max()))  # holds zero
+    assert activation_range(quantized.get_layer("quant_dead")) == (
+        0.0, pytest.approx(qat.MIN_RANGE))
+    assert activation_range(quantized.get_layer("quant_live"))[1] > 1.0
     # one partition (the float input's QUANTIZE op before it: no [0, 255] input layer here)
     assert delegate_partitions(export_tflite(quantized, "int8")) == (1, ["QUANTIZE"])
+
+
+def activation_range(layer):
+    """(min, max) of the one activation range of a tfmot layer (its scalar range variables;
+    their names carry the layer's, which tf_keras makes unique per process)."""
+    scalars = [w for w in layer.non_trainable_weights if w.shape.rank == 0]
+    low, high = ([float(w.numpy()) for w in scalars if w.name.endswith(end)]
+                 for end in ("_min:0", "_max:0"))
+    return low[0], high[0]
 
 
 def test_squeezenet_keeps_its_conv_classifier_in_int8():
