@@ -1,13 +1,15 @@
 """The detection quickstart, measured: trains, evaluates and exports
-experiments/detection_quickstart.yaml from scratch and records its figures.
+experiments/detection_quickstart.yaml from scratch, then fine-tunes its model with QAT
+(experiments/detection_quickstart_qat.yaml), and records their figures.
 
     python benchmarks/detection_quickstart.py [--workdir runs/detection_quickstart_measured]
 
 Runs `mobilenets train` on a fresh run directory and times it (wall clock, and the CPU time of
-all threads), then writes results/detection_quickstart.json and .md: COCO mAP@[.5:.95], mAP@.5
-and mAP@.75 of the Keras model and of the float32 and int8 files on the 500 test scenes (as
+all threads), then the QAT run from its model into `<workdir>_qat`, and writes
+results/detection_quickstart.json and .md: COCO mAP@[.5:.95], mAP@.5 and mAP@.75 of the Keras
+models (float, QAT) and of the float32, int8 and QAT int8 files on the 500 test scenes (as
 Android's clients feed them), the files' sizes, XNNPACK partitions and LiteRT latency, with the
-command, date, commit and machine. About 10 minutes on 2 cores.
+command, date, commit and machine. About 15 minutes on 2 cores.
 """
 
 import argparse
@@ -17,21 +19,27 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance  # noqa: E402
-from timed_train import heading, timed_train  # noqa: E402
+from timed_train import heading, report_files, timed_qat, timed_train  # noqa: E402
 
 EXPERIMENT = "experiments/detection_quickstart.yaml"
+QAT_EXPERIMENT = "experiments/detection_quickstart_qat.yaml"
+SCORES = ("map", "map50", "map75")
+KEYS = ("map", "map50", "map75", "size_mb", "median_latency_ms", "partitions",
+        "ops_outside_xnnpack")
 
 
 def markdown(result):
-    keras = result["keras"]
+    keras, qat = result["keras"], result["qat"]
     lines = [*heading(result),
              f"{result['test_images']} test scenes, {result['test_objects']} objects.", "",
              "| model | mAP@[.5:.95] | mAP@.5 | mAP@.75 | size | latency (1 thread) | "
              "XNNPACK partitions |",
              "|---|---|---|---|---|---|---|",
              f"| Keras (float32) | {keras['map']:.4f} | {keras['map50']:.4f} | "
-             f"{keras['map75']:.4f} | | | |"]
-    for name, entry in result["files"].items():
+             f"{keras['map75']:.4f} | | | |",
+             f"| QAT Keras (fake-quantized) | {qat['keras']['map']:.4f} | "
+             f"{qat['keras']['map50']:.4f} | {qat['keras']['map75']:.4f} | | | |"]
+    for name, entry in {**result["files"], **qat["files"]}.items():
         lines.append(f"| {name} | {entry['map']:.4f} | {entry['map50']:.4f} | "
                      f"{entry['map75']:.4f} | {entry['size_mb']:.2f} MB | "
                      f"{entry['median_latency_ms']:.2f} ms | {entry['partitions']} (+ "
@@ -44,18 +52,16 @@ def main():
     parser.add_argument("--workdir", default="runs/detection_quickstart_measured")
     args = parser.parse_args()
     wall, cpu, metrics, report = timed_train(EXPERIMENT, args.workdir)
-    keys = ("map", "map50", "map75", "size_mb", "median_latency_ms", "partitions",
-            "ops_outside_xnnpack")
+    qat = timed_qat(QAT_EXPERIMENT, f"{args.workdir}_qat", args.workdir, SCORES, KEYS)
     result = {"measurement": "Detection quickstart (SSDLite, MobileNetV2 0.35, 128x128, "
                              "synthetic Fashion-MNIST scenes)",
               **provenance.stamp(), "experiment": EXPERIMENT,
               "wall_seconds": wall, "cpu_seconds": cpu,
               "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
               "test_objects": metrics["objects"],
-              "keras": {key: metrics[key] for key in ("map", "map50", "map75")},
+              "keras": {key: metrics[key] for key in SCORES},
               "per_class_ap50_95": metrics["per_class"],
-              "files": {name: {key: entry[key] for key in keys}
-                        for name, entry in report["files"].items()}}
+              "files": report_files(report, KEYS), "qat": qat}
     results = provenance.ROOT / "results"
     (results / "detection_quickstart.json").write_text(json.dumps(result, indent=2) + "\n")
     (results / "detection_quickstart.md").write_text(markdown(result))

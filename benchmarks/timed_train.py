@@ -11,22 +11,48 @@ import time
 
 import provenance
 
+from mobilenets import config as config_lib
 
-def timed_train(experiment, workdir):
-    """Trains, evaluates and exports `experiment` into a fresh `workdir`; returns
-    (wall-clock seconds, CPU seconds of all threads, metrics.json, export/report.json)."""
+
+def timed_train(experiment, workdir, overrides=()):
+    """Trains, evaluates and exports `experiment` (with `--set` `overrides`) into a fresh
+    `workdir`; returns (wall-clock seconds, CPU seconds of all threads, metrics.json,
+    export/report.json)."""
     workdir = pathlib.Path(workdir).resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # from scratch: the time of a whole run
     command = [sys.executable, "-m", "mobilenets", "train", "--config", experiment,
-               "--workdir", str(workdir)]
+               "--workdir", str(workdir), *(["--set", *overrides] if overrides else [])]
     print("$", " ".join(command), flush=True)
+    before = cpu_seconds()
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=provenance.ROOT)
     wall = time.perf_counter() - started
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (round(wall, 1), round(children.ru_utime + children.ru_stime, 1),
+    return (round(wall, 1), round(cpu_seconds() - before, 1),
             json.loads((workdir / "metrics.json").read_text()),
             json.loads((workdir / "export/report.json").read_text()))
+
+
+def timed_qat(experiment, workdir, float_workdir, scores, keys):
+    """Times the QAT `experiment` from the model of the float run in `float_workdir`, into
+    `workdir`; returns its results: the experiment, its epochs, wall and CPU seconds, the QAT
+    Keras model's `scores` and the `keys` of each file's report entry."""
+    epochs = config_lib.load(provenance.ROOT / experiment).train.epochs
+    model = pathlib.Path(float_workdir).resolve() / "model.keras"
+    wall, cpu, _, report = timed_train(experiment, workdir, [f"model.init_from={model}"])
+    return {"experiment": experiment, "epochs": epochs, "wall_seconds": wall, "cpu_seconds": cpu,
+            "keras": {key: report["float"][key] for key in scores},
+            "files": report_files(report, keys)}
+
+
+def report_files(report, keys):
+    """The `keys` of each file's entry in an export report."""
+    return {name: {key: entry[key] for key in keys} for name, entry in report["files"].items()}
+
+
+def cpu_seconds():
+    """The CPU time (user and system) of every finished child process so far."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return children.ru_utime + children.ru_stime
 
 
 def heading(result):
@@ -36,4 +62,8 @@ def heading(result):
             f"`{result['command']}` on {result['date']}, commit {result['commit']}, "
             f"{result['machine']['cpu']} ({result['machine']['cores']} cores): the whole run "
             f"(train, evaluate, export) {result['wall_seconds'] / 60:.1f} min wall clock, "
-            f"{result['cpu_seconds'] / 60:.1f} min CPU.", ""]
+            f"{result['cpu_seconds'] / 60:.1f} min CPU.", ""] + ([
+            f"Then QAT from its model (`{result['qat']['experiment']}`, "
+            f"{result['qat']['epochs']} epochs): {result['qat']['wall_seconds'] / 60:.1f} min "
+            f"wall clock, {result['qat']['cpu_seconds'] / 60:.1f} min CPU.", ""]
+            if "qat" in result else [])

@@ -117,14 +117,15 @@ class ModelConfig:
     options: dict = option({}, "family options, e.g. {minimalistic: true} for MobileNetV3")
     padding: Literal["same", "symmetric"] = option(
         "same", "how strided layers pad: same (TensorFlow's; keras.applications' weights) or "
-        "symmetric (PyTorch's: torchvision, timm and the authors' weights)")
+        "symmetric (PyTorch's: torchvision, timm and the authors' weights; timm's tf_* "
+        "models keep same)")
     weights: str = option(
         "", "pretrained weights to start from: imagenet (keras.applications', downloaded and "
         "cached by Keras: MobileNetV1, V2, V3 and Xception), the path of one of its .h5 files, "
         "or a PyTorch checkpoint (.safetensors, or .pth with torch installed) of torchvision, "
-        "timm's MobileNetV4 or the MobileNeXt and ShuffleNet authors' code (with padding: "
-        "symmetric); a "
-        "classifier for another number of classes starts fresh")
+        "timm (MobileNetV3, MobileNetV4, tf_efficientnet_lite) or the MobileNeXt and "
+        "ShuffleNet authors' code (with padding: symmetric, but same for timm's tf_* models); "
+        "a classifier for another number of classes starts fresh")
     init_from: str = option("", "a float .keras file of the same architecture to start from")
 
 
@@ -467,13 +468,13 @@ def _check_task(config):
                         f"{task}'s: {', '.join(TASK_SOURCES[task])}")
     if task == "classification":
         return
-    refused = {"qat.enabled": config.qat.enabled, "train.teacher": config.train.teacher,
+    refused = {"train.teacher": config.train.teacher,
                "data.randaugment_ops": config.data.randaugment_ops,
                "data.mixup_alpha": config.data.mixup_alpha,
                "data.cutmix_alpha": config.data.cutmix_alpha}
     for key, value in refused.items():
         if value:
-            raise UserError(f"{key}: not available for {task} (classification only, for now)")
+            raise UserError(f"{key}: not available for {task} yet")
     others = set(config.export.modes) - {"float32", "int8"}
     if others:
         raise UserError(f"export.modes: {task} exports float32 and int8 files, not "

@@ -330,18 +330,29 @@ def _tfds_split(builder, split, config, mask_key=None):
 MAX_STREAMED_OBJECTS = 100
 
 
+# The flags of a tfds example's objects that leave an object out: COCO's crowd regions and VOC's
+# difficult objects, which their own evaluations ignore. (Left out of the truth, a detection of
+# one counts as a false positive in the COCO mAP here, where VOC's metric would ignore it.)
+LEFT_OUT = ("is_crowd", "is_difficult")
+
+
 def kept_objects(objects):
-    """(boxes, classes) of a tfds example's objects, crowd regions left out (COCO's
-    `is_crowd`, as its evaluation ignores them)."""
-    keep = ~objects["is_crowd"].astype(bool) if "is_crowd" in objects else slice(None)
+    """(boxes, classes) of a tfds example's objects (numpy), those flagged `LEFT_OUT` left
+    out."""
+    keep = np.ones(len(objects["label"]), bool)
+    for flag in LEFT_OUT:
+        if flag in objects:
+            keep &= ~np.asarray(objects[flag]).astype(bool)
     return objects["bbox"][keep], objects["label"][keep]
 
 
 def padded_objects(objects):
     """A tfds example's objects (tensors) as [MAX_STREAMED_OBJECTS, 5] rows of
     `splits.annotations`."""
-    keep = (tf.logical_not(tf.cast(objects["is_crowd"], tf.bool)) if "is_crowd" in objects
-            else tf.ones_like(objects["label"], tf.bool))
+    keep = tf.ones_like(objects["label"], tf.bool)
+    for flag in LEFT_OUT:
+        if flag in objects:
+            keep &= tf.logical_not(tf.cast(objects[flag], tf.bool))
     rows = tf.concat([tf.boolean_mask(tf.cast(objects["bbox"], tf.float32), keep),
                       tf.cast(tf.boolean_mask(objects["label"], keep), tf.float32)[:, None]], 1)
     rows = rows[:MAX_STREAMED_OBJECTS]

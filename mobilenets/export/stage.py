@@ -13,6 +13,7 @@ from mobilenets.data import pipeline
 from mobilenets.errors import ExportCheckFailed, ExportOptionError, UserError
 from mobilenets.export import quant_debug
 from mobilenets.export.convert import MODES, export_tflite, quantization_report
+from mobilenets.quantization import bridge
 from mobilenets.tflite import xnnpack
 from mobilenets.tflite.runner import TFLiteModel
 from mobilenets.version import __version__
@@ -105,7 +106,7 @@ def to_tflite(task, model, mode, calibration, settings, qat=False):
     `convert.export_tflite` with the `export` section's options (`settings`); a `qat` model's
     layers all stay int8."""
     quantized = mode in ("int8", "int16x8")
-    model = task.served(model)
+    model = task.served(model, bridge.api(model))
     if task.to_tflite is not None:
         return task.to_tflite(model, mode, calibration if quantized else None)
     return export_tflite(
@@ -191,9 +192,9 @@ def verify_file(content, dataset, task, class_names, reference_outputs,
 def largest_difference(a, b):
     """The largest absolute difference of two outputs where both are finite (a detector's rows
     past its count hold whatever the op left there, infinities included)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = np.asarray(a), np.asarray(b)
     both = np.isfinite(a) & np.isfinite(b)
-    return float(np.abs(np.subtract(a, b, where=both, out=np.zeros_like(a))).max(initial=0.0))
+    return float(np.abs(a[both].astype(np.float64) - b[both]).max(initial=0.0))
 
 
 def describe(details):

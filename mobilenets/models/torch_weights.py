@@ -34,6 +34,19 @@ NAMED_ORDER = ("first_conv", "conv1", "features", "stage2", "stage3", "stage4", 
                "conv_stem", "conv", "conv_exp", "bn1", "conv_pwl", "bn2", "bn", "blocks",
                "conv_head", "norm_head", "classifier", "fc", "squeeze", "expand1x1", "expand3x3",
                "dw_start", "pw_exp", "dw_mid", "pw_proj")
+# Modules whose children's build order depends on which children they have: timm's EfficientNet
+# and MobileNetV3 (the EfficientNet head's norm is bn2, after conv_head), and their blocks,
+# where bnK follows the K-th conv (the inverted residual starts with conv_pw, the
+# depthwise-separable block with conv_dw), squeeze-excite between the depthwise conv and the
+# projection, its reduction before its expansion. A module whose children are exactly one of
+# these sets is ordered by it, before NAMED_ORDER.
+LAYOUTS = (("conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"),
+           ("conv_stem", "bn1", "blocks", "conv_head", "classifier"),
+           ("conv_pw", "bn1", "conv_dw", "bn2", "conv_pwl", "bn3"),
+           ("conv_pw", "bn1", "conv_dw", "bn2", "se", "conv_pwl", "bn3"),
+           ("conv_dw", "bn1", "conv_pw", "bn2"),
+           ("conv_dw", "bn1", "se", "conv_pw", "bn2"),
+           ("conv_reduce", "conv_expand"))
 
 
 def read_state_dict(path):
@@ -76,17 +89,32 @@ def _torch_load(path):
     return {name: value.numpy() for name, value in state.items() if hasattr(value, "numpy")}
 
 
-def reference_order(name):
-    """Sort key of a state_dict name in the reference's build order: its module path with
-    Sequential indices compared as numbers (`features.10` after `features.9`) and names as
-    NAMED_ORDER, then alphabetically."""
-    def part_key(part):
+def reference_order(names):
+    """Sort key of the state_dict names `names` in the reference's build order: a name's module
+    path with Sequential indices compared as numbers (`features.10` after `features.9`), the
+    children of a module of one of the LAYOUTS as it, other names as NAMED_ORDER, then
+    alphabetically."""
+    children = collections.defaultdict(set)
+    for name in names:
+        path = name.split(".")[:-1]
+        for depth, part in enumerate(path):
+            children[tuple(path[:depth])].add(part)
+    layouts = {frozenset(layout): layout for layout in LAYOUTS}
+
+    def part_key(part, siblings):
         if part.isdigit():
             return 0, int(part), ""
+        layout = layouts.get(frozenset(siblings))
+        if layout:
+            return 1, layout.index(part), ""
         if part in NAMED_ORDER:
-            return 1, NAMED_ORDER.index(part), ""
-        return 2, 0, part
-    return [part_key(part) for part in name.split(".")[:-1]]
+            return 2, NAMED_ORDER.index(part), ""
+        return 3, 0, part
+
+    def key(name):
+        path = name.split(".")[:-1]
+        return [part_key(part, children[tuple(path[:depth])]) for depth, part in enumerate(path)]
+    return key
 
 
 def our_order(model):
@@ -114,7 +142,7 @@ def our_order(model):
 def modules(state):
     """[(module name, {parameter: array})] of a state_dict, in build order."""
     grouped = collections.OrderedDict()
-    for name in sorted(state, key=reference_order):
+    for name in sorted(state, key=reference_order(state)):
         value = state[name]
         module, _, parameter = name.rpartition(".")
         grouped.setdefault(module, {})[parameter] = value

@@ -95,8 +95,9 @@ class OutputQuantizeConfig(quantize_keras.QuantizeConfig):
 
 class NoOpQuantizeConfig(OutputQuantizeConfig):
     """Nothing quantized: the `+3` shift of hard-swish / hard-sigmoid, which the converter
-    fuses with the ReLU6 after it (that ReLU6's output carries the range), channel splits,
-    whose outputs keep their input's range, and the float classifier (`float_classifier`)."""
+    fuses with the ReLU6 after it (that ReLU6's output carries the range), channel splits and
+    bilinear resizing (a segmentation head's last layer), whose outputs keep their input's
+    range, and the float classifier (`float_classifier`)."""
 
     def get_output_quantizers(self, layer):
         return []
@@ -113,7 +114,7 @@ CUSTOM_OBJECTS = {
 
 def _quantize_config(layer, float_names=()):
     """Our QuantizeConfig for `layer`, or None to leave it to tfmot's registry."""
-    if (layer.name in float_names or isinstance(layer, ChannelSplit)
+    if (layer.name in float_names or isinstance(layer, (ChannelSplit, tf_keras.layers.Resizing))
             or layer.name.endswith("_shift")):
         return NoOpQuantizeConfig()
     if isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply)):
@@ -153,27 +154,52 @@ def quantize(model):
     annotated = tf_keras.models.clone_model(base, clone_function=annotate)
     annotated = quantize_keras.quantize_annotate_model(annotated)
     with quantize_keras.quantize_scope(CUSTOM_OBJECTS):
-        return quantize_keras.quantize_apply(annotated, scheme=QuantizeScheme())
+        quantized = quantize_keras.quantize_apply(annotated, scheme=QuantizeScheme())
+    if len(quantized.outputs) == 1:
+        return quantized
+    # A detector's outputs: tfmot's wrappers name them `quant_boxes`, `quant_classes`, and the
+    # model returns a list. Losses, targets, logs and exports know them by the model's own
+    # names, so the output wrappers take those names and the QAT model returns a dict.
+    for layer in quantized.layers:
+        if layer.name.removeprefix("quant_") in base.output_names:
+            layer._name = layer.name.removeprefix("quant_")  # tf_keras has no public setter
+    return tf_keras.Model(quantized.inputs, dict(zip(base.output_names, quantized.outputs)),
+                          name=quantized.name)
+
+
+# The narrowest activation range QAT starts from (init_ranges): wide enough for XNNPACK to
+# requantize it into the concatenations it feeds (the 4e-9 scale of an empty range is not).
+MIN_RANGE = 0.1
 
 
 def init_ranges(quantized, model, batches):
-    """Sets every activation range of `quantized` to the min and max of the float tensor it
-    quantizes over `batches` (lists of float input batches), as post-training calibration does.
+    """Sets every activation range of `quantized` (and its input's) to the min and max of the
+    float tensor it quantizes over `batches` (lists of float input batches), as post-training
+    calibration does.
 
     tfmot starts activation ranges at [-6, 6] and moves them with a 0.999 moving average, so a
     fine-tune of a few hundred steps would end with ranges far from the data's (the input's
     [0, 255] one included). Calibrated ranges start QAT where PTQ ends.
+
+    A range narrower than `MIN_RANGE` (a tensor all but constant over the batches: a
+    prediction head that never fires, as an SSDLite's smallest map can be) is widened to it:
+    the converter would give it a scale of about 4e-9, and requantizing that for the
+    concatenation after it is beyond what XNNPACK takes (the PTQ converter gives a
+    concatenation's inputs the concatenation's own scale instead).
     """
     base = twin(model)
     ranges = {}
     for layer in quantized.layers:
+        found = {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
         if isinstance(layer, quantize_keras.QuantizeWrapperV2):
-            found = {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
             for kind in ("output", "post_activation"):
                 if f"{kind}_min" in found:
                     ranges[layer.layer.name] = (found[f"{kind}_min"], found[f"{kind}_max"])
+        elif f"{layer.name}_min" in found:  # tfmot's QuantizeLayer, on the model's input
+            ranges[None] = (found[f"{layer.name}_min"], found[f"{layer.name}_max"])
     names = list(ranges)
-    probe = tf_keras.Model(base.inputs, [base.get_layer(name).output for name in names])
+    probe = tf_keras.Model(base.inputs, [base.input if name is None else base.get_layer(name).output
+                                         for name in names])
     low = {name: 0.0 for name in names}
     high = {name: 0.0 for name in names}
     for batch in batches:
@@ -181,6 +207,7 @@ def init_ranges(quantized, model, batches):
             low[name] = min(low[name], float(tf.reduce_min(value)))
             high[name] = max(high[name], float(tf.reduce_max(value)))
     for name, (low_var, high_var) in ranges.items():
+        high[name] = max(high[name], low[name] + MIN_RANGE)
         low_var.assign(tf.fill(low_var.shape, low[name]))
         high_var.assign(tf.fill(high_var.shape, high[name]))
     return len(ranges)
@@ -203,7 +230,11 @@ def for_epoch(quantized, epoch, qat):
     if not after(qat.freeze_ranges_after_epochs):
         return quantized
     inputs = tf_keras.Input(quantized.input_shape[1:], name="image")
-    return tf_keras.Model(inputs, quantized(inputs, training=False), name="frozen_ranges")
+    outputs = quantized(inputs, training=False)
+    if isinstance(outputs, dict):  # named as the model's, for the losses and the logs
+        outputs = {name: tf_keras.layers.Identity(name=name)(output)
+                   for name, output in outputs.items()}
+    return tf_keras.Model(inputs, outputs, name="frozen_ranges")
 
 
 def batch_norms(quantized):

@@ -17,11 +17,11 @@ ask which task it is):
 - `evaluates_as_clients`: whether evaluation preprocesses as Android's clients do (else the
   experiment warns where the config makes them differ);
 - `check_model(input_shape, output_shape, class_names)`: whether a loaded model fits;
-- `served(model)`: the Keras model the files are converted from (segmentation's adds a
-  softmax); `to_tflite(model, mode, calibration)` (None: the export stage's converter) and
-  `metadata(content, labels, name, description, version)`: the export adapter (the file, and
-  what Android's clients read from it); `quantization_debugger`: whether export's per-layer
-  error report works for it.
+- `served(model, api)`: the Keras model (in `api`, keras or tf_keras for QAT) the files are
+  converted from (segmentation's adds a softmax); `to_tflite(model, mode, calibration)` (None:
+  the export stage's converter) and `metadata(content, labels, name, description, version)`:
+  the export adapter (the file, and what Android's clients read from it);
+  `quantization_debugger`: whether export's per-layer error report works for it.
 """
 
 from mobilenets.tasks.classification import Classification

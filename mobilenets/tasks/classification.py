@@ -96,7 +96,8 @@ class Classification:
                     f"{len(class_names)}")
         return None
 
-    def served(self, model):
+    def served(self, model, api):
+        del api
         """The model the exported files are converted from: `model` itself."""
         return model
 

@@ -1,5 +1,7 @@
 """TFLite export: the int8 file's input and output rewiring, and XNNPACK coverage per family."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -135,10 +137,15 @@ def check_rgb_file(name, **options):
 
 
 def test_largest_difference_leaves_out_what_is_not_finite():
-    """A detector's rows past its count may hold infinities in both files."""
+    """A detector's rows past its count may hold infinities in both files, and signalling
+    NaNs, which warn when cast to float64."""
     from mobilenets.export.stage import largest_difference
 
     a = np.array([[0.5, 0.25], [np.inf, -np.inf]], np.float32)
     b = np.array([[0.75, 0.25], [np.inf, np.nan]], np.float32)
     assert largest_difference(a, b) == 0.25
     assert largest_difference(np.full(3, np.nan), np.zeros(3)) == 0.0
+    signalling = np.array([0x7FA00000, 0x3F000000], np.uint32).view(np.float32)  # sNaN, 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert largest_difference(signalling, np.zeros(2, np.float32)) == 0.5

@@ -11,6 +11,9 @@ Needs PyTorch, torchvision and timm, which the project does not depend on:
     /tmp/torch/bin/python tests/golden/make.py \\
         --mobilenext /tmp/mobilenext/mobilenext/codebase/models \\
         --shufflenet /tmp/shufflenet/ShuffleNetV1 [--only timm_mobilenetv4_conv_small]
+
+(--mobilenext and --shufflenet only for the authors' models: `--only timm_tf_efficientnet_lite0`
+needs neither.)
 """
 
 import argparse
@@ -34,9 +37,11 @@ def references(args):
     import timm
     import torchvision.models as tv
 
-    sys.path[:0] = [args.mobilenext, args.shufflenet]
-    import mnext
-    import network
+    def authors(folder, module):  # the authors' code, from a clone of their repository
+        if not folder:
+            raise SystemExit(f"the authors' {module}.py is needed: see --help")
+        sys.path.insert(0, folder)
+        return __import__(module)
 
     def quiet(constructor):  # the official ShuffleNetV1 prints its size
         def build():
@@ -73,14 +78,31 @@ def references(args):
             "timm.create_model('mobilenetv4_conv_small', num_classes=10)",
             lambda: timm.create_model("mobilenetv4_conv_small", num_classes=NUM_CLASSES),
             {"name": "mobilenet_v4", "variant": "conv_small"}),
+        "timm_mobilenetv2_100": (
+            "timm.create_model('mobilenetv2_100', num_classes=10)",
+            lambda: timm.create_model("mobilenetv2_100", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v2"}),
+        "timm_mobilenetv3_small_100": (
+            "timm.create_model('mobilenetv3_small_100', num_classes=10)",
+            lambda: timm.create_model("mobilenetv3_small_100", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v3_small"}),
+        "timm_mobilenetv3_large_100": (
+            "timm.create_model('mobilenetv3_large_100', num_classes=10)",
+            lambda: timm.create_model("mobilenetv3_large_100", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v3_large"}),
+        "timm_tf_efficientnet_lite0": (  # TF's "same" padding, as the TF-ported weights need
+            "timm.create_model('tf_efficientnet_lite0', num_classes=10)",
+            lambda: timm.create_model("tf_efficientnet_lite0", num_classes=NUM_CLASSES),
+            {"name": "efficientnet_lite", "variant": "lite0", "padding": "same"}),
         "official_mobilenext": (
             "mnext.mnext(num_classes=10) of zhoudaquan/rethinking_bottleneck_design",
-            lambda: mnext.mnext(num_classes=NUM_CLASSES),
+            lambda: authors(args.mobilenext, "mnext").mnext(num_classes=NUM_CLASSES),
             {"name": "mobilenext"}),
         "official_shufflenet_v1_g3": (
             "network.ShuffleNetV1(n_class=10, model_size='1.0x', group=3) of "
             "megvii-model/ShuffleNet-Series",
-            quiet(lambda: network.ShuffleNetV1(n_class=NUM_CLASSES, model_size="1.0x", group=3)),
+            quiet(lambda: authors(args.shufflenet, "network").ShuffleNetV1(
+                n_class=NUM_CLASSES, model_size="1.0x", group=3)),
             {"name": "shufflenet_v1", "groups": 3, "wiring": "official"}),
     }
 
@@ -90,15 +112,17 @@ def main():
     import torchvision
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mobilenext", required=True, help="folder holding mnext.py")
-    parser.add_argument("--shufflenet", required=True, help="folder holding ShuffleNetV1's "
-                        "network.py and blocks.py")
-    parser.add_argument("--only", nargs="+", help="write these golden files only (the others' "
-                        "seeds stay as they are)")
+    parser.add_argument("--mobilenext", help="folder holding mnext.py")
+    parser.add_argument("--shufflenet", help="folder holding ShuffleNetV1's network.py and "
+                        "blocks.py")
+    parser.add_argument("--only", nargs="+", help="write these golden files only")
     args = parser.parse_args()
-    for seed, (name, (source, build, ours)) in enumerate(sorted(references(args).items())):
+    seeds = {path.stem: json.loads(path.read_text())["weights_seed"]
+             for path in HERE.glob("*.json")}  # a golden file remade keeps its seeds
+    for name, (source, build, ours) in sorted(references(args).items()):
         if args.only and name not in args.only:
             continue
+        seed = seeds.setdefault(name, max(seeds.values(), default=-1) + 1)
         model = build().eval()
         keys = [[key, list(value.shape)] for key, value in model.state_dict().items()
                 if not key.endswith("num_batches_tracked")]

@@ -36,7 +36,7 @@ def ours(golden, **options):
 
 
 def test_every_reference_has_a_golden_file():
-    assert len(cases()) == 9
+    assert len(cases()) == 13
 
 
 @pytest.fixture
@@ -65,8 +65,12 @@ def test_an_imported_checkpoint_reproduces_the_reference_outputs(path, tmp_path,
     images = random_images(golden["images_shape"], golden["images_seed"]).transpose(0, 2, 3, 1)
     expected = np.array(golden["outputs"])
     scale = max(1.0, float(np.abs(expected).max()))  # random networks' outputs reach 1e5
+    # Keras' Rescaling keeps its scale in float32 in a float64 model: the 1/6 of MobileNetV3's
+    # hard-swish and hard-sigmoid is 3e-8 off (relative), which its 20-odd such layers compound
+    # (timm's mobilenetv3_small_100: 1.4e-7 after the stem, 2.7e-6 at the logits).
+    tolerance = 1e-5 if golden["ours"]["name"].startswith("mobilenet_v3") else 1e-6
     np.testing.assert_allclose(model(images.astype(np.float64)).numpy(), expected,
-                               atol=1e-6 * scale)
+                               atol=tolerance * scale)
 
 
 def test_an_imported_checkpoint_runs_in_float32(tmp_path):

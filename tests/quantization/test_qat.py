@@ -108,6 +108,38 @@ def test_the_dense_classifier_stays_float_in_qat_and_in_the_int8_file():
         export_tflite(quantized, "int8", int8_output="int8")
 
 
+def test_calibration_sets_the_inputs_range_and_widens_a_constant_ones():
+    """A branch that never fires (its conv all zeros) would get an empty range, whose scale
+    (about 4e-9) XNNPACK cannot requantize for the concatenation after it: it starts at
+    [0, MIN_RANGE], and the int8 file runs in one partition."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    live = keras.layers.Conv2D(4, 1, name="live")(inputs)
+    dead = keras.layers.Conv2D(4, 1, kernel_initializer="zeros", name="dead")(inputs)
+    model = keras.Model(inputs, keras.layers.Concatenate(name="joined")([live, dead]))
+    quantized = qat.quantize(model)
+    images = rng.uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+    qat.init_ranges(quantized, model, [[images]])
+    (input_layer,) = [layer for layer in quantized.layers
+                      if type(layer).__name__ == "QuantizeLayer"]
+    assert activation_range(input_layer) == (0.0, pytest.approx(images.max()))  # holds zero
+    assert activation_range(quantized.get_layer("quant_dead")) == (
+        0.0, pytest.approx(qat.MIN_RANGE))
+    assert activation_range(quantized.get_layer("quant_live"))[1] > 1.0
+    # one partition (the float input's QUANTIZE op before it: no [0, 255] input layer here)
+    assert delegate_partitions(export_tflite(quantized, "int8")) == (1, ["QUANTIZE"])
+
+
+def activation_range(layer):
+    """(min, max) of the one activation range of a tfmot layer (its scalar range variables;
+    their names carry the layer's, which tf_keras makes unique per process)."""
+    scalars = [w for w in layer.non_trainable_weights if w.shape.rank == 0]
+    low, high = ([float(w.numpy()) for w in scalars if w.name.endswith(end)]
+                 for end in ("_min:0", "_max:0"))
+    return low[0], high[0]
+
+
 def test_squeezenet_keeps_its_conv_classifier_in_int8():
     model, _ = small("squeezenet")
     assert qat.float_classifier(bridge.twin(model)) == set()

@@ -87,5 +87,6 @@ def to_tflite(model, mode="float32", representative_dataset=None, **options):
     # the post-process op is a custom op: the builtins' float kernels stay allowed around it
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
-    pixels = any(layer.name == "preprocess" for layer in model.layers)  # include_preprocessing
+    pixels = any(layer.name.removeprefix("quant_") == "preprocess"  # include_preprocessing
+                 for layer in model.layers)
     return xnnpack.rewire_int8(converter.convert(), pixels_input=pixels, float_softmax=True)

@@ -78,15 +78,13 @@ def predictor(x, anchors, values, *, name):
 
 
 def grid_sizes(model):
-    """The (height, width) of each feature map the model predicts from, in order."""
-    sizes, index = [], 0
-    while True:
-        try:
-            layer = model.get_layer(f"box{index}_dw_conv")
-        except ValueError:
-            return sizes
+    """The (height, width) of each feature map the model predicts from, in order (`model`
+    Keras 3, or its QAT twin, whose layers tfmot wraps as `quant_<name>`)."""
+    names = {layer.name.removeprefix("quant_"): layer for layer in model.layers}
+    sizes = []
+    while (layer := names.get(f"box{len(sizes)}_dw_conv")) is not None:
         sizes.append(tuple(layer.output.shape[1:3]))
-        index += 1
+    return sizes
 
 
 def backbone_part(model):

@@ -158,7 +158,8 @@ class Detection:
         return "is not a detection model (SSDLite's boxes and classes, or a file ending in " \
                "TFLite_Detection_PostProcess)"
 
-    def served(self, model):
+    def served(self, model, api):
+        del api
         """The model the exported files are converted from: `model` itself."""
         return model
 

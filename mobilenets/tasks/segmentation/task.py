@@ -133,15 +133,13 @@ class Segmentation:
 
     to_tflite = None  # the export stage's own converter, of the `served` model
 
-    def served(self, model):
+    def served(self, model, api):
         """The model the exported files are converted from: `model` with a softmax over its
         logits, per-pixel class probabilities out (float32), as MediaPipe's confidence
-        masks."""
-        import keras
-
-        probabilities = keras.layers.Softmax(name="probabilities", dtype="float32")(
-            model.output)
-        return keras.Model(model.input, probabilities, name=model.name)
+        masks; built in `model`'s library `api` (keras, or tf_keras for a QAT model, whose
+        softmax then runs in float on the int8 logits)."""
+        probabilities = api.layers.Softmax(name="probabilities", dtype="float32")(model.output)
+        return api.Model(model.input, probabilities, name=model.name)
 
 
 def as_target(mask):

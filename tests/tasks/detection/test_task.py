@@ -97,8 +97,8 @@ def test_a_bad_annotation_file_stops_the_run_with_exit_2_naming_the_entry(tmp_pa
 
 @functools.cache
 def tiny_objects_builder():
-    """A tfds detection dataset in coco/2017's form (objects with bbox, label, is_crowd),
-    registered once per process, built offline."""
+    """A tfds detection dataset whose objects carry coco/2017's `is_crowd` and voc's
+    `is_difficult`, registered once per process, built offline."""
     import tensorflow_datasets as tfds
 
     class TinyObjectsDataset(tfds.core.GeneratorBasedBuilder):
@@ -110,7 +110,7 @@ def tiny_objects_builder():
                 "objects": tfds.features.Sequence({
                     "bbox": tfds.features.BBoxFeature(),
                     "label": tfds.features.ClassLabel(names=["x", "y"]),
-                    "is_crowd": np.bool_})}))
+                    "is_crowd": np.bool_, "is_difficult": np.bool_})}))
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(6), "test": self._generate_examples(2)}
@@ -118,24 +118,31 @@ def tiny_objects_builder():
         def _generate_examples(self, count):
             for i in range(count):
                 boxes = [tfds.features.BBox(0.1, 0.2, 0.5, 0.6),
-                         tfds.features.BBox(0.0, 0.0, 1.0, 1.0)][:1 + i % 2]
+                         tfds.features.BBox(0.0, 0.0, 1.0, 1.0),
+                         tfds.features.BBox(0.5, 0.5, 0.7, 0.9)][:1 + i % 3]
                 yield i, {"image": np.full((32, 32, 3), 20 * i, np.uint8),
-                          "objects": {"bbox": boxes, "label": [i % 2, 0][:len(boxes)],
-                                      "is_crowd": [False, True][:len(boxes)]}}
+                          "objects": {"bbox": boxes, "label": [i % 2, 0, 1][:len(boxes)],
+                                      "is_crowd": [False, True, False][:len(boxes)],
+                                      "is_difficult": [False, False, True][:len(boxes)]}}
 
     return TinyObjectsDataset
 
 
-def test_tfds_source_gives_objects_without_crowd_regions(tmp_path):
+def test_tfds_source_gives_objects_without_crowd_regions_or_difficult_ones(tmp_path):
     builder = tiny_objects_builder()(data_dir=str(tmp_path))
     builder.download_and_prepare()
     config = DataConfig(source="tfds", name=builder.name, dir=str(tmp_path))
     data = data_lib.load(config, task="detection")
     assert data.class_names == ["x", "y"] and (len(data.train), len(data.eval)) == (6, 2)
     labels = data.train.labels
-    assert labels.shape == (6, 1, 5)  # the crowd box of every other image left out
+    assert labels.shape == (6, 1, 5)  # crowd and difficult boxes left out
     np.testing.assert_allclose(labels[:, 0, :4], [[0.1, 0.2, 0.5, 0.6]] * 6, atol=1e-6)
     np.testing.assert_array_equal(sorted(labels[:, 0, 4]), [0, 0, 0, 1, 1, 1])
+    streamed = data_lib.load(dataclasses.replace(config, cache=False), task="detection").train
+    rows = np.stack([objects.numpy() for _, objects in streamed.ordered(3)])
+    assert rows.shape == (6, data_lib.sources.MAX_STREAMED_OBJECTS, 5)
+    np.testing.assert_allclose(rows[:, 0], labels[:, 0], atol=1e-6)  # the kept one, then padding
+    assert (rows[:, 1:] == -1).all()
     with pytest.raises(UserError, match="has objects .detection data.; task.name is "
                                         "classification"):
         data_lib.load(config)
@@ -143,8 +150,8 @@ def test_tfds_source_gives_objects_without_crowd_regions(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"data": {"source": "sample"}}, "data.source sample is not a source of detection data"),
-    ({"data": {"source": "scenes"}, "qat": {"enabled": True}},
-     "qat.enabled: not available for detection"),
+    ({"data": {"source": "scenes"}, "train": {"teacher": "teacher.keras"}},
+     "train.teacher: not available for detection"),
     ({"data": {"source": "scenes"}, "export": {"modes": ["float16"]}},
      "export.modes: detection exports float32 and int8 files, not float16"),
     ({"data": {"source": "scenes"}, "model": {"input_shape": [64, 64, 1]}},
@@ -353,6 +360,50 @@ def test_detection_trains_evaluates_and_exports_from_the_cli(tmp_path, capsys):
     assert any(d["label"] == best["label"] and np.allclose(d["box"], best["box"], atol=2e-3)
                and d["score"] == pytest.approx(best["score"], abs=1e-3)
                for d in found["export/model_float32.tflite"])
+
+
+@pytest.mark.slow
+def test_qat_trains_ssdlite_into_an_int8_file_that_detects_as_the_qat_model(tmp_path, capsys):
+    """QAT for detection (from scratch here, an epoch of 4 steps, then one with BatchNorm and
+    the ranges frozen): the QAT model keeps the outputs' names (the history logs boxes_loss in
+    both phases), its int8 file ends in the post-process op with the rest in one XNNPACK
+    partition, `evaluate` on model_qat.h5 scores what the export reported for it, and the
+    file's best detection is one of the QAT model's."""
+    config = tmp_path / "detection.yaml"
+    config.write_text(QUICK.replace("epochs: 1", "epochs: 2") + "qat:\n  enabled: true\n"
+                      "  freeze_bn_after_epochs: 1\n  freeze_ranges_after_epochs: 1\n")
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--workdir", str(workdir)]) == 0
+    history = (workdir / "history.csv").read_text()
+    header = history.splitlines()[0].split(",")
+    assert {"boxes_loss", "classes_loss", "val_boxes_loss"} <= set(header)
+    assert len(history.splitlines()) == 3 and "NA" not in history
+    report = json.loads((workdir / "export/report.json").read_text())
+    assert report["keras_model"] == "model_qat.h5"
+    (entry,) = report["files"].values()
+    assert list(report["files"]) == ["model_qat_int8.tflite"]
+    assert entry["partitions"] == 1
+    assert entry["ops_outside_xnnpack"] == ["TFLite_Detection_PostProcess"]
+    assert entry["input"]["dtype"] == "uint8"
+    capsys.readouterr()
+    assert main(["evaluate", "--config", str(config), "--model",
+                 str(workdir / "model_qat.h5")]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scored["map50"] == report["float"]["map50"]
+    scene = data_lib.load(dataclasses.replace(SCENES, train_scenes=1), splits=("eval",),
+                          task="detection").eval.arrays[0]
+    Image.fromarray(scene).save(tmp_path / "scene.png")
+    found = {}
+    for model in ("model_qat.h5", "export/model_qat_int8.tflite"):
+        capsys.readouterr()
+        assert main(["predict", str(workdir / model), str(tmp_path / "scene.png"), "--top", "5",
+                     "--json"]) == 0
+        (result,) = json.loads(capsys.readouterr().out)
+        found[model] = result["detections"]
+    best = found["export/model_qat_int8.tflite"][0]
+    assert any(d["label"] == best["label"] and np.allclose(d["box"], best["box"], atol=0.01)
+               and d["score"] == pytest.approx(best["score"], abs=0.02)
+               for d in found["model_qat.h5"])
 
 
 @pytest.mark.slow

@@ -193,8 +193,8 @@ def test_a_bad_mask_stops_the_run_with_exit_2_naming_the_file(tmp_path, capsys, 
 
 @pytest.mark.parametrize("change, message", [
     ({"data": {"source": "coco"}}, "data.source coco is not a source of segmentation data"),
-    ({"data": {"source": "scenes"}, "qat": {"enabled": True}},
-     "qat.enabled: not available for segmentation"),
+    ({"data": {"source": "scenes", "mixup_alpha": 0.2}},
+     "data.mixup_alpha: not available for segmentation"),
     ({"data": {"source": "scenes"}, "export": {"modes": ["float16"]}},
      "export.modes: segmentation exports float32 and int8 files, not float16"),
     ({"data": {"source": "scenes"}, "task": {"name": "segmentation", "output_stride": 4}},
@@ -338,6 +338,30 @@ data:
   eval_scenes: 12
   augment: flip_crop
 """ + ONE_EPOCH
+
+
+@pytest.mark.slow
+def test_qat_trains_a_segmenter_into_an_int8_file_that_segments_as_the_qat_model(tmp_path,
+                                                                                capsys):
+    """QAT for segmentation (from scratch here, 4 steps): the int8 file (the bilinear resize
+    int8, the softmax float) runs in one XNNPACK partition, and `evaluate` on model_qat.h5
+    scores what the export reported for it."""
+    config = tmp_path / "segmentation.yaml"
+    config.write_text(QUICK + "qat:\n  enabled: true\n")
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--workdir", str(workdir)]) == 0
+    report = json.loads((workdir / "export/report.json").read_text())
+    assert report["keras_model"] == "model_qat.h5"
+    assert list(report["files"]) == ["model_qat_int8.tflite"]
+    entry = report["files"]["model_qat_int8.tflite"]
+    assert entry["partitions"] == 1 and entry["ops_outside_xnnpack"] == []
+    assert entry["input"]["dtype"] == "uint8" and entry["output"]["shape"] == [1, 64, 64, 11]
+    assert entry["agreement"] > 0.95
+    capsys.readouterr()
+    assert main(["evaluate", "--config", str(config), "--model",
+                 str(workdir / "model_qat.h5")]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scored["miou"] == pytest.approx(report["float"]["miou"])
 
 
 @pytest.mark.slow
