@@ -97,8 +97,8 @@ class Classification:
         return None
 
     def served(self, model, api):
-        del api
         """The model the exported files are converted from: `model` itself."""
+        del api
         return model
 
     def file_outputs(self, outputs):

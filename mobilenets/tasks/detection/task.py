@@ -159,8 +159,8 @@ class Detection:
                "TFLite_Detection_PostProcess)"
 
     def served(self, model, api):
-        del api
         """The model the exported files are converted from: `model` itself."""
+        del api
         return model
 
     def file_outputs(self, outputs):
