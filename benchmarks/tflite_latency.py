@@ -187,17 +187,22 @@ PAPER_RESOLUTIONS = [
     ("mobilenet_v4", {"variant": "conv_small"}, 224),
     ("mobilenet_v4", {"variant": "conv_medium"}, 256),
     ("mobilenet_v4", {"variant": "conv_large"}, 384),
+    ("mobilenet_v4", {"variant": "hybrid_medium"}, 256),
+    ("mobilenet_v4", {"variant": "hybrid_large"}, 384),
     *[("efficientnet_lite", {"variant": f"lite{i}"}, size)
       for i, size in enumerate((224, 240, 260, 280, 300))],
 ]
 
 
-def papers(runs):
+def papers(runs, variants=None):
     """float32 and int8 latency (1 thread) of MobileNetV4 and EfficientNet-Lite at their
-    papers' resolutions, the two modes of one model timed together."""
+    papers' resolutions (those of `variants` only, if given), the two modes of one model timed
+    together."""
     rng = np.random.default_rng(2)
     rows = []
     for name, options, size in PAPER_RESOLUTIONS:
+        if variants and options["variant"] not in variants:
+            continue
         images = pixels(size, 16)
         model = build_model(name, input_shape=(size, size, 3), include_preprocessing=True,
                             **options)
@@ -221,6 +226,8 @@ def main():
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--part", choices=["compare", "families", "papers", "all"],
                         default="all")
+    parser.add_argument("--variants", nargs="+", help="--part papers: these variants only "
+                        "(e.g. hybrid_medium lite0)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     results = provenance.stamp()
@@ -229,7 +236,7 @@ def main():
     if args.part in ("families", "all"):
         results["families"] = families(args.size, args.runs)
     if args.part in ("papers", "all"):
-        results["papers"] = papers(args.runs)
+        results["papers"] = papers(args.runs, args.variants)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from mobilenets.errors import ExportOptionError
 from mobilenets.export import quant_debug, rgb
+from mobilenets.models import attention
 from mobilenets.tflite import signature, xnnpack
 
 MODES = ("float32", "float16", "dynamic_range", "int8", "int16x8")
@@ -51,7 +52,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
       int8_output: int8 mode output type. Default "float32": the final softmax then runs in
         float, so the whole graph stays inside XNNPACK, which has no int8 softmax.
       float_layers: int8 and int16x8: names of Keras layers, or regular expressions that
-        match whole names, whose ops stay in float (selective quantization).
+        match whole names, whose ops stay in float (selective quantization). An int8 file also
+        keeps Mobile MQA's attention cores in float (`models.attention`): XNNPACK has no int8
+        BATCH_MATMUL or SOFTMAX, and runs them in float inside the same partition.
       rgb_input: a model of 1 input channel becomes a file taking RGB pixels, computing the
         model on their luma (`export.rgb`); `representative_dataset` then yields RGB images.
     """
@@ -69,6 +72,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
                                 + int8_output)
     if float_layers and not quantized:
         raise ExportOptionError(f"export.float_layers applies to int8 and int16x8, not {mode}")
+    if mode == "int8" and not qat_model:
+        float_layers = [*float_layers, *attention.core_layers(model)]
 
     # (a QAT model's layers are tfmot wrappers named "quant_<layer>")
     output_names = [name.removeprefix("quant_") for name in model.output_names]

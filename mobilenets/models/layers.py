@@ -146,7 +146,7 @@ def hard_swish(x, *, name):
 
 
 def activation(x, kind, *, name):
-    """Applies `kind` ("relu", "relu6", "hard_swish" or None) as named layers."""
+    """Applies `kind` ("relu", "relu6", "hard_swish", "gelu" or None) as named layers."""
     if kind is None:
         return x
     if kind == "relu":
@@ -155,6 +155,8 @@ def activation(x, kind, *, name):
         return layers.ReLU(6.0, name=f"{name}_relu")(x)
     if kind == "hard_swish":
         return hard_swish(x, name=f"{name}_hswish")
+    if kind == "gelu":  # the exact (erf) form, as PyTorch's nn.GELU
+        return layers.Activation("gelu", name=f"{name}_gelu")(x)
     raise ValueError(f"unknown activation {kind!r}")
 
 
@@ -258,6 +260,14 @@ def drop_path_rates(drop_path, blocks):
             and 0.0 <= drop_path < 1.0):
         raise ValueError(f"drop_path must be in [0, 1), got {drop_path!r}")
     return [drop_path * index / blocks for index in range(blocks)]
+
+
+def layer_scale(x, init, *, name):
+    """Multiplies each channel by its own trained factor, `init` at first (LayerScale, Touvron
+    et al. 2021): a 1x1 depthwise conv without bias, Keras' built-in per-channel multiply,
+    which converts to one DEPTHWISE_CONV_2D."""
+    return layers.DepthwiseConv2D(1, use_bias=False, name=name,
+                                  depthwise_initializer=keras.initializers.Constant(init))(x)
 
 
 def residual_add(shortcut, x, *, name, drop_path=0.0):

@@ -1,9 +1,10 @@
 """Parameter and multiply-add counts of a Keras model.
 
 Convention (the one the MobileNet, ShuffleNet and MobileNeXt papers use): multiply-adds of
-convolutions and dense layers for one image, biases, BatchNorm, activations, element-wise ops
-and pooling excluded. A k x k convolution producing an h x w x c_out map from c_in channels in
-g groups costs h * w * k * k * (c_in / g) * c_out; a depthwise one h * w * k * k * c_in * m.
+convolutions, dense layers and matrix products (attention) for one image, biases, BatchNorm,
+activations, element-wise ops and pooling excluded. A k x k convolution producing an
+h x w x c_out map from c_in channels in g groups costs h * w * k * k * (c_in / g) * c_out; a
+depthwise one h * w * k * k * c_in * m; a product of (n x k) and (k x m) matrices n * k * m.
 """
 
 import math
@@ -35,6 +36,10 @@ def layer_macs(layer):
     if isinstance(layer, layers.Dense):
         in_shape = layer.input.shape
         return math.prod(in_shape[1:]) * layer.units
+    if isinstance(layer, layers.Dot):  # each output element sums `depth` products
+        axis = layer.axes[0] if isinstance(layer.axes, (list, tuple)) else layer.axes
+        depth = layer.input[0].shape[axis]
+        return math.prod(layer.output.shape[1:]) * depth
     return 0
 
 

@@ -28,17 +28,20 @@ _BATCH_NORM = ("weight", "bias", "running_mean", "running_var")
 # conv1, stage2-4, conv5, fc; the official ShuffleNetV1: first_conv, features, classifier;
 # MobileNeXt: features, classifier; timm's MobileNetV4: conv_stem, bn1, blocks, conv_head,
 # norm_head, classifier), SqueezeNet's fire modules and timm's blocks (a conv before its
-# norm; FusedIB: conv_exp, bn1, conv_pwl, bn2; UIB: dw_start, pw_exp, dw_mid, pw_proj). A
-# safetensors file keeps no order (its names are sorted), so the order is rebuilt from the names.
+# norm; FusedIB: conv_exp, bn1, conv_pwl, bn2; UIB: dw_start, pw_exp, dw_mid, pw_proj,
+# layer_scale). A safetensors file keeps no order (its names are sorted), so the order is rebuilt
+# from the names.
 NAMED_ORDER = ("first_conv", "conv1", "features", "stage2", "stage3", "stage4", "conv5",
                "conv_stem", "conv", "conv_exp", "bn1", "conv_pwl", "bn2", "bn", "blocks",
                "conv_head", "norm_head", "classifier", "fc", "squeeze", "expand1x1", "expand3x3",
-               "dw_start", "pw_exp", "dw_mid", "pw_proj")
+               "dw_start", "pw_exp", "dw_mid", "pw_proj", "layer_scale")
 # Modules whose children's build order depends on which children they have: timm's EfficientNet
 # and MobileNetV3 (the EfficientNet head's norm is bn2, after conv_head), and their blocks,
 # where bnK follows the K-th conv (the inverted residual starts with conv_pw, the
 # depthwise-separable block with conv_dw), squeeze-excite between the depthwise conv and the
-# projection, its reduction before its expansion. A module whose children are exactly one of
+# projection, its reduction before its expansion; timm's MobileNetV4 attention block (norm,
+# attention, layer scale), its attention (query, key, value, output) and its downsampled key
+# and value (depthwise conv, norm, projection). A module whose children are exactly one of
 # these sets is ordered by it, before NAMED_ORDER.
 LAYOUTS = (("conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"),
            ("conv_stem", "bn1", "blocks", "conv_head", "classifier"),
@@ -46,7 +49,10 @@ LAYOUTS = (("conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"),
            ("conv_pw", "bn1", "conv_dw", "bn2", "se", "conv_pwl", "bn3"),
            ("conv_dw", "bn1", "conv_pw", "bn2"),
            ("conv_dw", "bn1", "se", "conv_pw", "bn2"),
-           ("conv_reduce", "conv_expand"))
+           ("conv_reduce", "conv_expand"),
+           ("norm", "attn", "layer_scale"),
+           ("query", "key", "value", "output"),
+           ("down_conv", "norm", "proj"))
 
 
 def read_state_dict(path):
@@ -201,6 +207,8 @@ def _convert(layer, tensors, bn_epsilon):
         # gamma / sqrt(var + theirs) == gamma' / sqrt(var + ours)
         gamma = gamma * np.sqrt((variance + BN_EPSILON) / (variance + bn_epsilon))
         return [gamma, beta, mean, variance]
+    if set(tensors) == {"gamma"}:  # timm's layer scale: our 1x1 depthwise conv
+        tensors = {"weight": tensors["gamma"].reshape(-1, 1, 1, 1)}
     if "weight" not in tensors or set(tensors) - {"weight", "bias"}:
         raise ValueError(f"expected a weight (and bias), got {', '.join(tensors)}")
     weight = tensors["weight"]

@@ -7,11 +7,13 @@ tensorflow-model-optimization quantizes only Keras 2 (tf_keras) models (its issu
 
 import warnings
 
+import keras
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from mobilenets import compat
+from mobilenets.models import attention
 from mobilenets.quantization.bridge import ChannelSplit, twin
 
 quantize_keras = tfmot.quantization.keras
@@ -112,14 +114,25 @@ CUSTOM_OBJECTS = {
 }
 
 
-def _quantize_config(layer, float_names=()):
+def _quantize_config(layer, float_names=(), output_names=()):
     """Our QuantizeConfig for `layer`, or None to leave it to tfmot's registry."""
     if (layer.name in float_names or isinstance(layer, (ChannelSplit, tf_keras.layers.Resizing))
             or layer.name.endswith("_shift")):
         return NoOpQuantizeConfig()
-    if isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply)):
+    if (layer.name in output_names or layer.name.endswith(attention.HEADS_SUFFIX)
+            or isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply))):
         return OutputQuantizeConfig()
     return None
+
+
+def standalone_batch_norms(model):
+    """The BatchNorms of the Keras 3 `model` that follow no convolution (Mobile MQA's
+    pre-norm): tfmot folds the others into their convolution and has no config for these, which
+    the converter makes an int8 MUL and ADD."""
+    convolutions = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    return {layer.name for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+            and not isinstance(compat.inbound_layers(layer)[0], convolutions)}
 
 
 def float_classifier(model):
@@ -143,10 +156,12 @@ def quantize(model):
     for layer in base.layers:  # stochastic depth trains from scratch; QAT fine-tunes what exports
         if layer.name.endswith("_drop_path"):
             layer.rate = 0.0
-    float_names = float_classifier(base)
+    # Mobile MQA's attention cores stay float, as in PTQ files (`export.float_in_xnnpack`).
+    float_names = float_classifier(base) | set(attention.core_layers(base))
+    output_names = standalone_batch_norms(model)
 
     def annotate(layer):
-        config = _quantize_config(layer, float_names)
+        config = _quantize_config(layer, float_names, output_names)
         if config is None:
             return layer
         return quantize_keras.quantize_annotate_layer(layer, config)

@@ -24,6 +24,10 @@ def rewire_int8(content, pixels_input, float_softmax):
       ADD's output also feeds the shortcut, so the converter cannot fuse them) becomes a second
       ADD of the same inputs with the activation fused; XNNPACK has no standalone int8 RELU.
       That ADD rounds once instead of twice, so its output may differ by one step.
+    - always: an int8 GELU (MobileNetV4 Hybrid-L) or BATCH_MATMUL (the product of a QAT
+      model's attention weights and values, whose range the reshape after it gives it) becomes
+      DEQUANTIZE -> the op in float32 -> QUANTIZE: XNNPACK has no int8 GELU and left the int8
+      BATCH_MATMULs of a trained QAT Hybrid-L outside; it runs all three.
     Outputs are otherwise unchanged up to the softmax's own rounding (tests check it).
     """
     schema = compat.tflite_schema()
@@ -63,6 +67,7 @@ def rewire_int8(content, pixels_input, float_softmax):
             graph.operators.remove(last)
             graph.operators.insert(graph.operators.index(softmax), last)
     _fuse_activations_into_adds(model, graph)
+    _in_float(model, graph, {schema.BuiltinOperator.GELU, schema.BuiltinOperator.BATCH_MATMUL})
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -85,6 +90,38 @@ def _fuse_activations_into_adds(model, graph):
         replacement.builtinOptions.fusedActivationFunction = fused[code]
         replacement.outputs = list(op.outputs)
         graph.operators[index] = replacement
+
+
+def _in_float(model, graph, builtins):
+    """Each int8 op of the kinds `builtins` becomes DEQUANTIZE (of each input) -> the op in
+    float32 -> QUANTIZE (to its int8 output)."""
+    schema = compat.tflite_schema()
+
+    def float_copy(tensor):
+        copied = copy.deepcopy(graph.tensors[tensor])
+        copied.name += b"_float"
+        copied.type, copied.quantization = schema.TensorType.FLOAT32, None
+        graph.tensors.append(copied)
+        return len(graph.tensors) - 1
+
+    def convert(builtin, source, target):
+        op = schema.OperatorT()
+        op.opcodeIndex = _opcode_index(model, builtin)
+        op.inputs, op.outputs = [source], [target]
+        return op
+
+    for op in list(graph.operators):
+        if (model.operatorCodes[op.opcodeIndex].builtinCode not in builtins
+                or graph.tensors[op.outputs[0]].type != schema.TensorType.INT8):
+            continue
+        inputs = [float_copy(tensor) for tensor in op.inputs]
+        output = float_copy(op.outputs[0])
+        before = [convert(schema.BuiltinOperator.DEQUANTIZE, source, target)
+                  for source, target in zip(op.inputs, inputs)]
+        after = convert(schema.BuiltinOperator.QUANTIZE, output, op.outputs[0])
+        op.inputs, op.outputs = inputs, [output]
+        index = graph.operators.index(op)
+        graph.operators[index:index + 1] = [*before, op, after]
 
 
 def _opcode_index(model, builtin):

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mobilenets import build_model, export_tflite
+from mobilenets import build_model, compat, export_tflite
 from mobilenets.models.registry import min_input_size
 from mobilenets.tflite.runner import TFLiteModel
 from mobilenets.tflite.xnnpack import delegate_partitions
@@ -72,6 +72,28 @@ def test_every_family_runs_whole_inside_xnnpack(name):
     for mode in ("float32", "int8"):
         content = export_tflite(model, mode, calibration(images))
         assert delegate_partitions(content) == (1, []), mode
+
+
+def test_int8_gelu_runs_in_float_inside_xnnpack():
+    """XNNPACK has no int8 GELU: the file dequantizes, runs GELU in float and quantizes again,
+    which computes what the Keras model does to within its 8-bit steps."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.Activation("gelu")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(x))
+    images = rng.normal(size=(8, 8, 8, 3)).astype(np.float32)
+    content = export_tflite(model, "int8", calibration(images), int8_input="float32",
+                            int8_output="int8")
+    assert delegate_partitions(content) == (1, [])
+    runner, outputs = run(content, images)
+    ops = [op["op_name"] for op in compat.ops_details(runner.interpreter)
+           if op["op_name"] != "DELEGATE"]
+    assert ops[ops.index("GELU") - 1:ops.index("GELU") + 2] == ["DEQUANTIZE", "GELU", "QUANTIZE"]
+    expected = model(images).numpy()
+    steps = np.abs(outputs - expected) / runner.output["quantization"][0]
+    assert steps.max() <= 3, steps.max()
 
 
 @pytest.mark.slow

@@ -78,6 +78,14 @@ def references(args):
             "timm.create_model('mobilenetv4_conv_small', num_classes=10)",
             lambda: timm.create_model("mobilenetv4_conv_small", num_classes=NUM_CLASSES),
             {"name": "mobilenet_v4", "variant": "conv_small"}),
+        "timm_mobilenetv4_hybrid_medium": (
+            "timm.create_model('mobilenetv4_hybrid_medium', num_classes=10)",
+            lambda: timm.create_model("mobilenetv4_hybrid_medium", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v4", "variant": "hybrid_medium"}),
+        "timm_mobilenetv4_hybrid_large": (
+            "timm.create_model('mobilenetv4_hybrid_large', num_classes=10)",
+            lambda: timm.create_model("mobilenetv4_hybrid_large", num_classes=NUM_CLASSES),
+            {"name": "mobilenet_v4", "variant": "hybrid_large"}),
         "timm_mobilenetv2_100": (
             "timm.create_model('mobilenetv2_100', num_classes=10)",
             lambda: timm.create_model("mobilenetv2_100", num_classes=NUM_CLASSES),

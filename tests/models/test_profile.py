@@ -17,6 +17,14 @@ def test_macs_of_single_layers():
     assert stats["macs"] == 16 * 9 * 4 * 6 + 16 * 9 * 12 + 16 * 4 * 12 + 12 * 5
 
 
+def test_macs_of_matrix_products():
+    """Attention's products: (10 x 4) by (6 x 4)^T, then (10 x 6) by (6 x 3)."""
+    query, key, value = keras.Input((10, 4)), keras.Input((6, 4)), keras.Input((6, 3))
+    scores = keras.layers.Dot(axes=2)([query, key])
+    context = keras.layers.Dot(axes=(2, 1))([scores, value])
+    assert profile(keras.Model([query, key, value], context))["macs"] == 10 * 6 * 4 + 10 * 3 * 6
+
+
 # (model, options, paper multiply-adds in millions, relative tolerance): the papers' tables.
 PAPER_MACS = [
     ("mobilenet_v1", {}, 569, 0.02),

@@ -36,7 +36,7 @@ def ours(golden, **options):
 
 
 def test_every_reference_has_a_golden_file():
-    assert len(cases()) == 13
+    assert len(cases()) == 15
 
 
 @pytest.fixture

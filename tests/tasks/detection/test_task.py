@@ -318,7 +318,8 @@ data:
 
 
 @pytest.mark.slow
-def test_detection_trains_evaluates_and_exports_from_the_cli(tmp_path, capsys):
+def test_detection_trains_evaluates_exports_predicts_and_resumes_from_the_cli(tmp_path, capsys,
+                                                                           caplog):
     config = tmp_path / "detection.yaml"
     config.write_text(QUICK)
     workdir = tmp_path / "run"
@@ -360,6 +361,20 @@ def test_detection_trains_evaluates_and_exports_from_the_cli(tmp_path, capsys):
     assert any(d["label"] == best["label"] and np.allclose(d["box"], best["box"], atol=2e-3)
                and d["score"] == pytest.approx(best["score"], abs=1e-3)
                for d in found["export/model_float32.tflite"])
+
+    # Asked for 2 epochs, the finished run resumes from its checkpoint: the best model so far
+    # (least validation loss, from state.json) carries over, one more history row.
+    first = json.loads((workdir / "checkpoints/state.json").read_text())["best"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mobilenets"):
+        assert main(["train", "--config", str(config), "--workdir", str(workdir), "--set",
+                     "train.epochs=2", "export.modes=[]"]) == 0
+    assert "resumed from epoch 2, step 0 (global step 4 of 8)" in caplog.text
+    lines = (workdir / "history.csv").read_text().splitlines()
+    assert len(lines) == 3
+    column = lines[0].split(",").index("val_loss")
+    best = json.loads((workdir / "checkpoints/state.json").read_text())["best"]
+    assert best == pytest.approx(min(first, float(lines[2].split(",")[column])))
 
 
 @pytest.mark.slow
@@ -406,22 +421,3 @@ def test_qat_trains_ssdlite_into_an_int8_file_that_detects_as_the_qat_model(tmp_
                for d in found["model_qat.h5"])
 
 
-@pytest.mark.slow
-def test_a_detection_run_resumes_where_it_stopped(tmp_path, caplog):
-    """A finished 1-epoch run asked for 2 epochs resumes from its checkpoint: the best model
-    so far (least validation loss, from state.json) carries over, one more history row."""
-    config = tmp_path / "detection.yaml"
-    config.write_text(QUICK.replace("modes: [float32, int8]", "modes: []"))
-    workdir = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--workdir", str(workdir)]) == 0
-    first = json.loads((workdir / "checkpoints/state.json").read_text())["best"]
-    caplog.clear()
-    with caplog.at_level("INFO", logger="mobilenets"):
-        assert main(["train", "--config", str(config), "--workdir", str(workdir), "--set",
-                     "train.epochs=2"]) == 0
-    assert "resumed from epoch 2, step 0 (global step 4 of 8)" in caplog.text
-    lines = (workdir / "history.csv").read_text().splitlines()
-    assert len(lines) == 3
-    column = lines[0].split(",").index("val_loss")
-    best = json.loads((workdir / "checkpoints/state.json").read_text())["best"]
-    assert best == pytest.approx(min(first, float(lines[2].split(",")[column])))
