@@ -54,7 +54,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
       float_layers: int8 and int16x8: names of Keras layers, or regular expressions that
         match whole names, whose ops stay in float (selective quantization). An int8 file also
         keeps Mobile MQA's attention cores in float (`models.attention`): XNNPACK has no int8
-        BATCH_MATMUL or SOFTMAX, and runs them in float inside the same partition.
+        SOFTMAX, takes int8 BATCH_MATMULs only in some cases, and runs both in float inside the
+        same partition.
       rgb_input: a model of 1 input channel becomes a file taking RGB pixels, computing the
         model on their luma (`export.rgb`); `representative_dataset` then yields RGB images.
     """

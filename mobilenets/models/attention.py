@@ -9,8 +9,9 @@ every head at once. Channel c of the query belongs to head c // key_dim, as in t
 Model Garden's code, so checkpoints need no permutation.
 
 The attention core (the two products, the scale and the softmax) keeps layer names ending in
-`CORE_SUFFIXES`: XNNPACK has no int8 BATCH_MATMUL or SOFTMAX, so int8 files keep those ops in
-float (`core_layers`), which XNNPACK runs inside the same partition; in QAT, the reshape after
+`CORE_SUFFIXES`: XNNPACK has no int8 SOFTMAX and takes int8 BATCH_MATMULs only in some cases,
+so int8 files keep those ops in float (`core_layers`), which XNNPACK runs inside the same
+partition; in QAT, the reshape after
 the core (`HEADS_SUFFIX`) carries its output's 8-bit range.
 """
 

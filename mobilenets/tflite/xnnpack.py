@@ -27,7 +27,8 @@ def rewire_int8(content, pixels_input, float_softmax):
     - always: an int8 GELU (MobileNetV4 Hybrid-L) or BATCH_MATMUL (the product of a QAT
       model's attention weights and values, whose range the reshape after it gives it) becomes
       DEQUANTIZE -> the op in float32 -> QUANTIZE: XNNPACK has no int8 GELU and left the int8
-      BATCH_MATMULs of a trained QAT Hybrid-L outside; it runs all three.
+      BATCH_MATMULs of a QAT Hybrid-L outside once a training step had moved their ranges; it
+      runs all three.
     Outputs are otherwise unchanged up to the softmax's own rounding (tests check it).
     """
     schema = compat.tflite_schema()
