@@ -119,7 +119,7 @@ def _quantize_config(layer, float_names=(), output_names=()):
     if (layer.name in float_names or isinstance(layer, (ChannelSplit, tf_keras.layers.Resizing))
             or layer.name.endswith("_shift")):
         return NoOpQuantizeConfig()
-    if (layer.name in output_names or layer.name.endswith(attention.HEADS_SUFFIX)
+    if (layer.name in output_names
             or isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply))):
         return OutputQuantizeConfig()
     return None
@@ -156,9 +156,11 @@ def quantize(model):
     for layer in base.layers:  # stochastic depth trains from scratch; QAT fine-tunes what exports
         if layer.name.endswith("_drop_path"):
             layer.rate = 0.0
-    # Mobile MQA's attention cores stay float, as in PTQ files (`export.float_in_xnnpack`).
+    # Mobile MQA's attention cores stay float, as in PTQ files (`export.convert`); the reshape
+    # after each core gives the core's output its 8-bit range.
     float_names = float_classifier(base) | set(attention.core_layers(base))
-    output_names = standalone_batch_norms(model)
+    output_names = standalone_batch_norms(model) | {
+        layer.name for layer in base.layers if layer.name.endswith(attention.HEADS_SUFFIX)}
 
     def annotate(layer):
         config = _quantize_config(layer, float_names, output_names)
