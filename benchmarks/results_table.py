@@ -5,7 +5,8 @@ results/fashion_mnist.csv, shown in results/fashion_mnist.md and results/fashion
 
 Each run directory given (a finished `mobilenets train` run of an experiments/fashion_mnist_*.yaml
 file, with its QAT run `<run>_qat/` beside it if there is one) becomes the row of that name in the
-CSV, replacing an older row of the same name; the other rows stay as they are. A row holds the
+CSV, replacing an older row of the same name, and its training curve results/curves/<run>.png;
+the other rows stay as they are. A row holds the
 input size, parameters and multiply-adds at that size, the validation top-1 (if the run held
 images out of training), float top-1 on the test split (Keras), PTQ int8 top-1 and its top-1
 agreement with the float model, QAT int8 top-1 and its agreement with the QAT Keras model, the
@@ -21,6 +22,7 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -211,6 +213,10 @@ def main():
             sys.exit(f"{run}: not a finished run (no metrics.json, export/report.json or "
                      "config.yaml)")
         new_rows.append(new)
+        curve = run / "training_curve.png"
+        if curve.is_file():  # the run's own plot of history.csv
+            (args.results / "curves").mkdir(exist_ok=True)
+            shutil.copyfile(curve, args.results / "curves" / f"{run.name}.png")
     table = args.results / "fashion_mnist.csv"
     rows = merged(load_csv(table), new_rows)
     write_csv(table, rows)
