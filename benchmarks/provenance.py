@@ -1,5 +1,7 @@
-"""What every measured result carries: the command, the date, the commit and the machine."""
+"""What every measured result carries: the command, the date, the commit and the machine; and
+the results files that carry it (JSON, with CSV and Markdown tables beside it)."""
 
+import json
 import os
 import pathlib
 import platform
@@ -48,3 +50,60 @@ def stamp():
                         else sys.argv[0], *sys.argv[1:]])
     return {"command": command, "date": time.strftime("%Y-%m-%d"), "commit": commit(),
             "machine": machine()}
+
+
+def flat(row, prefix=""):
+    """A row of nested dicts as one level, keys joined by " / "; raw lists of lists (each
+    round's samples) are left to the JSON."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key} / "))
+        elif not (isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value)):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def flat_tables(results):
+    """The parts of `results` that are lists of rows, each row flattened."""
+    return {name: [flat(r) for r in rows] for name, rows in results.items()
+            if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows)}
+
+
+def cell(value):
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "-"
+    return str(value)
+
+
+def save(results, json_path):
+    """Writes `results` (a `stamp()` plus parts) to `json_path`, and beside it, for each part
+    that is a list of flat rows, `<stem>_<part>.csv`, and `<stem>.md`: the provenance and a
+    table per part."""
+    import csv
+
+    json_path = pathlib.Path(json_path)
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    machine = results["machine"]
+    lines = [f"# {json_path.stem}", "",
+             f"`{results['command']}` on {results['date']}, commit {results['commit']}, "
+             f"{machine['cpu']} ({machine['cores']} cores; AVX-512 {machine['avx512']}, VNNI "
+             f"{machine['vnni']}; TensorFlow {machine['tensorflow']}, Keras {machine['keras']})."]
+    for name, rows in flat_tables(results).items():
+        columns = list(dict.fromkeys(key for r in rows for key in r))
+        with json_path.with_name(f"{json_path.stem}_{name}.csv").open("w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({key: cell(r.get(key, "")) for key in columns} for r in rows)
+        lines += ["", f"## {name}", "", "| " + " | ".join(columns) + " |",
+                  "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(cell(r.get(key, "")) for key in columns) + " |"
+                  for r in rows]
+    json_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":  # python benchmarks/provenance.py results/x.json ...: rewrite the tables
+    for path in sys.argv[1:]:
+        save(json.loads(pathlib.Path(path).read_text()), path)

@@ -1,30 +1,44 @@
-"""The README's Fashion-MNIST results table, read from finished run directories.
+"""The Fashion-MNIST results: rows read from finished run directories, kept in
+results/fashion_mnist.csv, shown in results/fashion_mnist.md and results/fashion_mnist.png.
 
-    python benchmarks/results_table.py [--runs runs]
+    python benchmarks/results_table.py runs/fashion_mnist_mobilenet_v4 [RUN ...]
 
-For each finished `runs/fashion_mnist_*/` run (experiments/fashion_mnist_*.yaml) and, if
-present, its QAT run `runs/fashion_mnist_*_qat/` (experiments/fashion_mnist_qat.yaml):
-the input size, parameters and multiply-adds at that size, float top-1 (Keras), PTQ int8 top-1
-(and its top-1 agreement with the float model), QAT int8 top-1 (its agreement with the QAT
-Keras model and its epochs), the PTQ int8 file's size and median latency (LiteRT, 1 thread,
-measured during export verification), and the float run's training: epochs, augmentation,
-weight EMA decay (if any), time on this machine and the run it was fine-tuned from (if any).
-Prints Markdown; a fine-tuned run's row follows the row of the run it started from, so a chain of
-stages reads top to bottom.
+Each run directory given (a finished `mobilenets train` run of an experiments/fashion_mnist_*.yaml
+file, with its QAT run `<run>_qat/` beside it if there is one) becomes the row of that name in the
+CSV, replacing an older row of the same name, and its training curve results/curves/<run>.png;
+the other rows stay as they are. A row holds the
+input size, parameters and multiply-adds at that size, the validation top-1 (if the run held
+images out of training), float top-1 on the test split (Keras), PTQ int8 top-1 and its top-1
+agreement with the float model, QAT int8 top-1 and its agreement with the QAT Keras model, the
+PTQ int8 file's size and median latency (LiteRT, 1 thread, from the export's verification), the
+training (epochs, augmentation, hours), the command that reproduces it, and the date, commit and
+CPU. Run it from the checkout and on the machine that trained the runs: the commit and the CPU
+are read from them.
 """
 
 import argparse
+import csv
+import datetime
 import json
 import os
 import pathlib
+import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import provenance  # noqa: E402
 import yaml  # noqa: E402
 
 from mobilenets import build_model, profile  # noqa: E402
+
+RESULTS = provenance.ROOT / "results"
+COLUMNS = ("run", "model", "input", "params_m", "macs_m", "training", "hours",
+           "validation_top1", "float_top1", "ptq_int8_top1", "ptq_agreement", "qat_int8_top1",
+           "qat_agreement", "qat_epochs", "int8_mb", "int8_ms", "command", "qat_command",
+           "date", "commit", "machine")
 
 
 def read(path):
@@ -38,81 +52,178 @@ def augmentation(data):
     return words + (f", erase {erase:g}" if erase else "")
 
 
+def model_words(model):
+    """"mobilenet_v4 conv_small", "mobilenet_v2 1.0": the family and what sets its size."""
+    options = model.get("options") or {}
+    return f"{model['name']} " + (options["variant"] if "variant" in options
+                                  else f"{model['alpha']:g}")
+
+
+def qat_command(run, model):
+    """The command of `run`'s QAT fine-tune, as experiments/fashion_mnist_qat.yaml says."""
+    sets = [f"model.name={model['name']}", f"model.init_from=runs/{run.name}/model.keras"]
+    if model.get("options"):
+        sets.append(f"'model.options={json.dumps(model['options'])}'")
+    if model["input_shape"] != [32, 32, 1]:
+        sets.append(f"model.input_shape=[{','.join(map(str, model['input_shape']))}]")
+    return (f"mobilenets train --config experiments/fashion_mnist_qat.yaml "
+            f"--workdir runs/{run.name}_qat --set {' '.join(sets)}")
+
+
 def row(run):
-    """The table row of the run directory `run` (None if it is not finished)."""
+    """The CSV row of the run directory `run` (None if it is not finished)."""
     metrics, report = read(run / "metrics.json"), read(run / "export/report.json")
     if metrics is None or report is None or not (run / "config.yaml").is_file():
         return None
     config = yaml.safe_load((run / "config.yaml").read_text())
     model = config["model"]
-    name = model["name"]
-    counts = profile(build_model(name, alpha=model["alpha"],
+    counts = profile(build_model(model["name"], alpha=model["alpha"],
                                  input_shape=tuple(model["input_shape"]), num_classes=10,
                                  **model["options"]))
     int8 = report["files"]["model_int8.tflite"]
     qat_run = run.with_name(run.name + "_qat")
     qat, qat_metrics = read(qat_run / "export/report.json"), read(qat_run / "metrics.json")
-    if qat:
-        qat = {**qat["files"]["model_qat_int8.tflite"], "epochs": qat_metrics["epochs"]}
-    variant = run.name.removeprefix(f"fashion_mnist_{name}").strip("_")
+    qat = qat and qat["files"]["model_qat_int8.tflite"]
+    validation = metrics.get("validation", {}).get("top1")
+    finished = datetime.date.fromtimestamp((run / "metrics.json").stat().st_mtime)
+    machine = provenance.machine()
     return {
-        "model": f"{name} {model['alpha']:g}" + (f" ({variant})" if variant else ""),
+        "run": run.name, "model": model_words(model),
         "input": "x".join(map(str, model["input_shape"])),
-        "params": counts["params"], "macs": counts["macs"], "float": metrics["top1"],
-        "ptq": int8["top1"], "agreement": int8["agreement"],
-        "qat": qat,
-        "int8_mb": int8["size_mb"], "int8_ms": int8["median_latency_ms"],
-        "epochs": metrics["epochs"], "augment": augmentation(config["data"]),
-        "ema": config["train"].get("ema_decay"),
-        "hours": metrics["train_seconds"] / 3600,
-        "run": run.name,
-        "from": pathlib.Path(model["init_from"]).parent.name if model.get("init_from") else "",
+        "params_m": f"{counts['params'] / 1e6:.2f}", "macs_m": f"{counts['macs'] / 1e6:.1f}",
+        "training": f"{metrics['epochs']} epochs, {augmentation(config['data'])}"
+                    + (f", EMA {config['train']['ema_decay']:g}"
+                       if config["train"].get("ema_decay") else ""),
+        "hours": f"{metrics['train_seconds'] / 3600:.2f}",
+        "validation_top1": "" if validation is None else f"{validation:.4f}",
+        "float_top1": f"{metrics['top1']:.4f}", "ptq_int8_top1": f"{int8['top1']:.4f}",
+        "ptq_agreement": f"{int8['agreement']:.4f}",
+        "qat_int8_top1": f"{qat['top1']:.4f}" if qat else "",
+        "qat_agreement": f"{qat['agreement']:.4f}" if qat else "",
+        "qat_epochs": str(qat_metrics["epochs"]) if qat else "",
+        "int8_mb": f"{int8['size_mb']:.2f}", "int8_ms": f"{int8['median_latency_ms']:.3f}",
+        "command": f"mobilenets train --config experiments/{run.name}.yaml",
+        "qat_command": qat_command(run, model) if qat else "",
+        "date": finished.isoformat(), "commit": provenance.commit(),
+        "machine": f"{machine['cpu']} ({machine['cores']} cores)",
     }
 
 
-def chain_order(rows):
-    """`rows` with each fine-tuned run right after the run it started from (depth first); runs
-    started from scratch, or from a run not in the table, keep the order they came in. Every row
-    appears once, even if two runs name each other as their start."""
-    names = {r["run"] for r in rows}
-    ordered, seen = [], set()
+def load_csv(path):
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
-    def visit(parent):
-        if parent["run"] in seen:
-            return
-        seen.add(parent["run"])
-        ordered.append(parent)
-        for child in rows:
-            if child["from"] == parent["run"]:
-                visit(child)
+
+def merged(rows, new_rows):
+    """`rows` with each of `new_rows` replacing the row of its run (or added, in run order)."""
+    by_run = {r["run"]: r for r in rows}
+    by_run.update({r["run"]: r for r in new_rows})
+    return [by_run[name] for name in sorted(by_run)]
+
+
+def write_csv(path, rows):
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({key: r.get(key, "") for key in COLUMNS} for r in rows)
+
+
+def points(fraction_text, reference_text):
+    """"0.9313 (+0.08)": a top-1 and its difference to the reference, in points."""
+    value, reference = float(fraction_text), float(reference_text)
+    return f"{value:.4f} ({100 * (value - reference):+.2f})"
+
+
+def markdown(rows):
+    """The table, then how each row was made."""
+    lines = [
+        "# Fashion-MNIST results",
+        "",
+        "Written by `python benchmarks/results_table.py` from results/fashion_mnist.csv. Top-1 on "
+        "the 10,000 test images, scored once after training; validation top-1 on the images a "
+        "run held out of training, where it did. int8 differences are to the float top-1, "
+        "agreement is the share of test images where the int8 file and its Keras model agree "
+        "on the class. Latency: the PTQ int8 file, LiteRT with XNNPACK, 1 thread, batch 1.",
+        "",
+        "| model | input | params | MACs | validation top-1 | float top-1 | PTQ int8 top-1 "
+        "(agreement) | QAT int8 top-1 (agreement) | int8 size | int8 latency | training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        if r["from"] not in names:
-            visit(r)
-    for r in rows:  # only runs in a cycle of init_from are left
-        visit(r)
-    return ordered
+        qat = (f"{points(r['qat_int8_top1'], r['float_top1'])}; "
+               f"{100 * float(r['qat_agreement']):.1f}%, {r['qat_epochs']} ep"
+               if r["qat_int8_top1"] else "-")
+        lines.append(
+            f"| {r['model']} | {r['input']} | {r['params_m']}M | {r['macs_m']}M | "
+            f"{r['validation_top1'] or '-'} | {r['float_top1']} | "
+            f"{points(r['ptq_int8_top1'], r['float_top1'])}; "
+            f"{100 * float(r['ptq_agreement']):.1f}% | {qat} | {r['int8_mb']} MB | "
+            f"{r['int8_ms']} ms | {r['training']}, {float(r['hours']):.1f} h |")
+    lines += ["", "## How each row was made", ""]
+    for r in rows:
+        lines.append(f"- **{r['run']}** ({r['date']}, commit {r['commit']}, {r['machine']}): "
+                     f"`{r['command']}`" + (f"; QAT: `{r['qat_command']}`"
+                                            if r["qat_command"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, png):
+    """Top-1 (float and PTQ int8) against the int8 file's latency, one point per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        ms, top1, int8 = float(r["int8_ms"]), float(r["float_top1"]), float(r["ptq_int8_top1"])
+        axes.plot([ms, ms], [int8, top1], color="0.7", zorder=1)
+        axes.scatter([ms], [top1], color="tab:blue", zorder=2)
+        axes.scatter([ms], [int8], color="tab:orange", marker="x", zorder=2)
+        axes.annotate(f"{r['model']} {r['input'].split('x')[0]}px", (ms, top1), fontsize=7,
+                      xytext=(4, 2), textcoords="offset points")
+    axes.scatter([], [], color="tab:blue", label="float (Keras)")
+    axes.scatter([], [], color="tab:orange", marker="x", label="PTQ int8 file")
+    axes.set_xscale("log")
+    axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes.margins(x=0.15)
+    axes.set_xlabel("int8 latency, ms (LiteRT, XNNPACK, 1 thread)")
+    axes.set_ylabel("Fashion-MNIST test top-1")
+    axes.legend(loc="upper left", fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(png, dpi=120)
+    plt.close(figure)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs")
+    parser.add_argument("runs", nargs="*", type=pathlib.Path,
+                        help="finished run directories to add or update")
+    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args()
-    runs = sorted(p for p in pathlib.Path(args.runs).glob("fashion_mnist_*")
-                  if p.is_dir() and not p.name.endswith("_qat"))
-    rows = chain_order([r for r in map(row, runs) if r])
-    print("| model | input | params | MACs | float top-1 | PTQ int8 top-1 (agreement) | "
-          "QAT int8 top-1 (agreement) | int8 size | int8 latency | training |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        qat = (f"{r['qat']['top1']:.4f} ({100 * r['qat']['agreement']:.1f}%; "
-               f"{r['qat']['epochs']} ep)" if r["qat"] else "-")
-        print(f"| {r['model']} | {r['input']} | {r['params'] / 1e6:.2f}M | "
-              f"{r['macs'] / 1e6:.1f}M | "
-              f"{r['float']:.4f} | {r['ptq']:.4f} ({100 * (r['ptq'] - r['float']):+.2f}; "
-              f"{100 * r['agreement']:.1f}%) | {qat} | {r['int8_mb']:.2f} MB | "
-              f"{r['int8_ms']:.3f} ms | {r['epochs']} epochs, {r['augment']}, "
-              + (f"EMA {r['ema']:g}, " if r["ema"] else "") + f"{r['hours']:.1f} h"
-              + (f", from {r['from']}" if r["from"] else "") + " |")
+    new_rows = []
+    for run in args.runs:
+        new = row(run)
+        if new is None:
+            sys.exit(f"{run}: not a finished run (no metrics.json, export/report.json or "
+                     "config.yaml)")
+        new_rows.append(new)
+        curve = run / "training_curve.png"
+        if curve.is_file():  # the run's own plot of history.csv
+            (args.results / "curves").mkdir(exist_ok=True)
+            shutil.copyfile(curve, args.results / "curves" / f"{run.name}.png")
+    table = args.results / "fashion_mnist.csv"
+    rows = merged(load_csv(table), new_rows)
+    write_csv(table, rows)
+    (args.results / "fashion_mnist.md").write_text(markdown(rows))
+    plot(rows, args.results / "fashion_mnist.png")
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

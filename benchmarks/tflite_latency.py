@@ -24,7 +24,6 @@ are noisy: compare ratios taken in one run.
 import argparse
 import contextlib
 import io
-import json
 import os
 import pathlib
 import statistics
@@ -238,7 +237,7 @@ def main():
     if args.part in ("papers", "all"):
         results["papers"] = papers(args.runs, args.variants)
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        provenance.save(results, args.json)  # and its CSV and Markdown tables
 
 
 if __name__ == "__main__":

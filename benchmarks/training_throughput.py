@@ -226,7 +226,7 @@ def main():
     if args.part in ("memory", "all"):
         results["peak_memory"] = memory(args.sizes[0])
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        provenance.save(results, args.json)  # and its CSV and Markdown tables
 
 
 if __name__ == "__main__":

@@ -163,8 +163,9 @@ class DataConfig:
         FRACTION)
     holdout: float = option(
         0.0, "images held out of the training split to validate on and pick the best model "
-        "by, a count (5000) or a fraction below 1 (0.1), per class; 0: validate on the "
-        "evaluation split", NON_NEGATIVE)
+        "by, a count (5000) or a fraction below 1 (0.1), the same share of each class (a "
+        "streamed tfds split: whole record files holding at least that many); 0: validate "
+        "on the evaluation split", NON_NEGATIVE)
     holdout_seed: int = option(0, "seed of the held-out images (fixed across runs, so that "
                                "their validation scores compare)", SEED)
     augment: Literal["inception", "flip_crop", "flip", "none"] = option(

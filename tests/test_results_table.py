@@ -1,32 +1,19 @@
-"""benchmarks/results_table.py: the README's Fashion-MNIST table, read from run directories."""
+"""benchmarks/results_table.py: Fashion-MNIST rows read from run directories, kept in a CSV."""
 
+import csv
+import datetime
 import importlib.util
 import json
 import pathlib
+import sys
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results_table.py"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "results_table.py"
 spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
 results_table = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(results_table)
-
-
-def names(rows):
-    return [r["run"] for r in rows]
-
-
-def test_chain_order_puts_each_stage_after_the_run_it_started_from():
-    runs = [("v2", ""), ("v2_64", "v2"), ("v2_64_clean", "v2_64_erase"), ("v2_64_erase", "v2_64"),
-            ("v2_crop", ""), ("v3", "elsewhere"), ("v2_64_flip", "v2_64")]
-    rows = [{"run": run, "from": start} for run, start in runs]
-    assert names(results_table.chain_order(rows)) == [
-        "v2", "v2_64", "v2_64_erase", "v2_64_clean", "v2_64_flip", "v2_crop", "v3"]
-
-
-def test_chain_order_keeps_every_row_of_a_cycle_once():
-    rows = [{"run": "a", "from": "b"}, {"run": "b", "from": "a"}, {"run": "c", "from": ""}]
-    assert names(results_table.chain_order(rows)) == ["c", "a", "b"]
 
 
 def test_row_reads_a_finished_run(run):
@@ -34,14 +21,82 @@ def test_row_reads_a_finished_run(run):
     metrics = json.loads((workdir / "metrics.json").read_text())
     int8 = json.loads((workdir / "export/report.json").read_text())["files"]["model_int8.tflite"]
     r = results_table.row(workdir)
-    assert r["model"] == "mobilenet_v2 0.35 (work)"
-    assert r["input"] == "32x32x1"
-    assert r["float"] == metrics["top1"] and r["ptq"] == int8["top1"]
-    assert r["epochs"] == 2 and r["augment"] == "flip_crop" and r["from"] == ""
-    assert r["qat"] is None  # no work_qat directory beside it
-    assert r["hours"] == pytest.approx(metrics["train_seconds"] / 3600)
+    assert set(r) == set(results_table.COLUMNS)
+    assert r["run"] == "work" and r["model"] == "mobilenet_v2 0.35" and r["input"] == "32x32x1"
+    assert r["float_top1"] == f"{metrics['top1']:.4f}"
+    assert r["ptq_int8_top1"] == f"{int8['top1']:.4f}"
+    assert r["ptq_agreement"] == f"{int8['agreement']:.4f}"
+    assert r["validation_top1"] == ""  # the tiny run holds nothing out
+    assert r["qat_int8_top1"] == "" and r["qat_command"] == ""  # no work_qat beside it
+    assert r["training"] == "2 epochs, flip_crop, EMA 0.9"
+    assert float(r["hours"]) == pytest.approx(metrics["train_seconds"] / 3600, abs=0.005)
+    assert r["command"] == "mobilenets train --config experiments/work.yaml"
+    assert r["date"] == datetime.date.today().isoformat()
+    assert "cores" in r["machine"] and r["commit"]
 
 
 def test_row_skips_an_unfinished_run(tmp_path):
     (tmp_path / "metrics.json").write_text("{}")
     assert results_table.row(tmp_path) is None
+
+
+def test_qat_command_names_the_float_model_and_what_differs_from_the_qat_config():
+    model = {"name": "mobilenet_v4", "options": {"variant": "conv_small"},
+             "input_shape": [64, 64, 1]}
+    assert results_table.qat_command(pathlib.Path("runs/fm_v4"), model) == (
+        "mobilenets train --config experiments/fashion_mnist_qat.yaml --workdir runs/fm_v4_qat "
+        "--set model.name=mobilenet_v4 model.init_from=runs/fm_v4/model.keras "
+        "'model.options={\"variant\": \"conv_small\"}' model.input_shape=[64,64,1]")
+
+
+def fake_row(run, top1="0.9000"):
+    return {**{key: "" for key in results_table.COLUMNS}, "run": run, "model": f"{run} 1",
+            "input": "32x32x1", "params_m": "1.00", "macs_m": "2.0", "training": "1 epochs, flip",
+            "hours": "0.10", "float_top1": top1, "ptq_int8_top1": "0.8950",
+            "ptq_agreement": "0.9900", "int8_mb": "1.00", "int8_ms": "0.100",
+            "command": f"mobilenets train --config experiments/{run}.yaml",
+            "date": "2026-12-02", "commit": "abc1234", "machine": "some CPU (2 cores)"}
+
+
+def test_a_new_row_replaces_its_run_and_keeps_the_others():
+    rows = [fake_row("b"), fake_row("a")]
+    out = results_table.merged(rows, [fake_row("b", "0.9500"), fake_row("c")])
+    assert [(r["run"], r["float_top1"]) for r in out] == [
+        ("a", "0.9000"), ("b", "0.9500"), ("c", "0.9000")]
+
+
+def test_markdown_gives_differences_in_points_and_each_rows_provenance():
+    qat = {**fake_row("q"), "qat_int8_top1": "0.9010", "qat_agreement": "0.9950",
+           "qat_epochs": "3", "qat_command": "mobilenets train --config experiments/x.yaml"}
+    text = results_table.markdown([fake_row("a"), qat])
+    assert "| a 1 | 32x32x1 | 1.00M | 2.0M | - | 0.9000 | 0.8950 (-0.50); 99.0% | - |" in text
+    assert "0.9010 (+0.10); 99.5%, 3 ep" in text
+    assert ("- **a** (2026-12-02, commit abc1234, some CPU (2 cores)): "
+            "`mobilenets train --config experiments/a.yaml`") in text
+
+
+def test_main_adds_a_run_to_the_results_files(run, tmp_path, monkeypatch):
+    _, workdir = run
+    results_table.write_csv(tmp_path / "fashion_mnist.csv", [fake_row("older")])
+    monkeypatch.setattr(sys, "argv", ["results_table.py", str(workdir), "--results",
+                                      str(tmp_path)])
+    results_table.main()
+    with (tmp_path / "fashion_mnist.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["run"] for r in rows] == ["older", "work"]
+    assert "| mobilenet_v2 0.35 | 32x32x1 |" in (tmp_path / "fashion_mnist.md").read_text()
+    assert (tmp_path / "fashion_mnist.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "curves" / "work.png").read_bytes() == (
+        workdir / "training_curve.png").read_bytes()
+
+
+def test_main_refuses_an_unfinished_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["results_table.py", str(tmp_path)])
+    with pytest.raises(SystemExit, match="not a finished run"):
+        results_table.main()
+
+
+def test_the_committed_table_is_the_markdown_of_the_committed_csv():
+    rows = results_table.load_csv(ROOT / "results" / "fashion_mnist.csv")
+    assert rows and all(r["command"] and r["date"] and r["commit"] for r in rows)
+    assert (ROOT / "results" / "fashion_mnist.md").read_text() == results_table.markdown(rows)

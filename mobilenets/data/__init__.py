@@ -12,7 +12,7 @@ import logging
 import os
 
 from mobilenets.data import annotated, masks, sources
-from mobilenets.data.splits import Data, Split
+from mobilenets.data.splits import Data, Split  # noqa: F401 (Split: part of the package API)
 from mobilenets.errors import UserError
 
 __all__ = ["Data", "SOURCES", "load"]
@@ -60,10 +60,8 @@ def load(config, seed=0, splits=("train", "eval"), channels=3, task="classificat
 
 def hold_out(train, config):
     """(training, validation): `data.holdout` images (a count, or a fraction below 1) of each
-    class's share of the training split."""
-    if not isinstance(train, Split):
-        raise UserError("data.holdout needs a training split held in memory (raise "
-                        "data.max_cache_mb, or prepare a validation split in the dataset)")
+    class's share of the training split; of a streamed split, whole record files holding at
+    least that many (`RecordSplit.hold_out`)."""
     count = round(config.holdout * len(train)) if config.holdout < 1 else int(config.holdout)
     if count >= len(train):
         raise UserError(f"data.holdout {config.holdout:g} is not smaller than the training "

@@ -308,7 +308,7 @@ def _tfds_split(builder, split, config, mask_key=None):
         log.info("streaming %s[%s] from disk (%d images)", builder.name, split,
                  info.num_examples)
         return RecordSplit(files=[str(f) for f in info.filepaths], count=info.num_examples,
-                           parse=parse, kind=kind)
+                           parse=parse, kind=kind, lengths=list(info.shard_lengths))
     decoders = {key: tfds.decode.SkipDecoding() for key in ("image", mask_key) if key}
     dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
     encoded, labels = [], []

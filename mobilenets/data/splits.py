@@ -139,9 +139,37 @@ class RecordSplit:
     parse: object  # serialized example -> (encoded image, label)
     shuffle_buffer: int = 10000
     kind: str = "classes"  # what `parse` gives as label: as `Split.kind`
+    lengths: list = None  # images in each file (tfds' shard lengths), for hold_out
 
     def __len__(self):
         return self.count
+
+    def hold_out(self, fraction, seed, total=None):
+        """(rest, held): whole files held out, chosen in a seeded order until they hold at
+        least `total` images (or the rounded `fraction`). A stream is read file by file, so its
+        held-out part is made of files; tfds writes a split's examples to its files in a
+        shuffled order, so each file is a sample of the whole. ValueError if the files'
+        lengths are unknown or no file would be left to train on."""
+        if not self.lengths:
+            raise ValueError("the record files' image counts are unknown")
+        wanted = total if total is not None else max(1, round(self.count * fraction))
+        held, count = [], 0
+        for index in np.random.default_rng(seed).permutation(len(self.files)):
+            if count >= wanted:
+                break
+            held.append(int(index))
+            count += self.lengths[index]
+        rest = [i for i in range(len(self.files)) if i not in held]
+        if not rest:
+            raise ValueError(f"a stream is held out by whole files, and {wanted} images take "
+                             f"all {len(self.files)} of its files")
+
+        def part(indices, limit):
+            indices = sorted(indices)
+            return dataclasses.replace(self, files=[self.files[i] for i in indices],
+                                       lengths=[self.lengths[i] for i in indices],
+                                       count=min(limit, sum(self.lengths[i] for i in indices)))
+        return part(rest, self.count), part(held, count)  # the rest within data.train_limit
 
     def limit(self, count):
         if not count or count >= self.count:

@@ -14,7 +14,7 @@ OUTPUT_STRIDES = (8, 16, 32)
 
 @dataclasses.dataclass(frozen=True)
 class Common:
-    """The options of `build_model` that every family takes (see the README's model zoo).
+    """The options of `build_model` that every family takes (see docs/models.md).
 
     `dropout=None` means the family's reference value (keras.applications where it has one).
     `padding` is how strided layers pad: "same" (TensorFlow's, keras.applications') or

@@ -348,3 +348,56 @@ def test_a_stream_that_can_make_no_example_is_an_error_not_a_silent_skip():
     pipeline.check_training_examples(split, config, (8, 8, 1), failing(1), seed=0)
     _, labels = next(iter(pipeline.train_dataset(split, config, (8, 8, 1), failing(1), 4, 0)))
     assert (labels.numpy().argmax(1) == 1).all()
+
+
+def write_records(folder, lengths):
+    """Record files of serialized labels, `lengths[i]` in file i; a parse of them."""
+    files, label = [], 0
+    for index, length in enumerate(lengths):
+        path = str(folder / f"part-{index}.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            for _ in range(length):
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))})
+                ).SerializeToString())
+                label += 1
+        files.append(path)
+
+    def parse(serialized):
+        label = tf.io.parse_single_example(
+            serialized, {"label": tf.io.FixedLenFeature([], tf.int64)})["label"]
+        return tf.strings.as_string(label), label
+    return files, parse
+
+
+def labels_of(split):
+    """The labels a stream's evaluation order reads (its files, up to its count)."""
+    return [int(label) for _, label in tf.data.TFRecordDataset(split.files).take(split.count)
+            .map(split.parse).as_numpy_iterator()]
+
+
+def test_a_stream_holds_out_whole_files_seeded(tmp_path):
+    files, parse = write_records(tmp_path, [5, 5, 5, 5, 3])
+    stream = RecordSplit(files=files, count=23, parse=parse, lengths=[5, 5, 5, 5, 3])
+    rest, held = stream.hold_out(7 / 23, seed=0, total=7)
+    assert len(held) >= 7 and len(held) + len(rest) == 23
+    assert len(held.files) == 2 and len(rest.files) == 3
+    assert held.lengths == [stream.lengths[files.index(f)] for f in held.files]
+    assert set(labels_of(held)).isdisjoint(labels_of(rest))
+    assert sorted(labels_of(held) + labels_of(rest)) == list(range(23))
+    again, _ = stream.hold_out(7 / 23, seed=0, total=7)
+    assert again.files == rest.files  # the seed decides which files
+    assert any(stream.hold_out(7 / 23, seed=seed, total=7)[0].files != rest.files
+               for seed in range(1, 6))
+    with pytest.raises(ValueError, match=r"take all 5 of its files"):
+        stream.hold_out(1.0, seed=0, total=23)
+    with pytest.raises(ValueError, match=r"image counts are unknown"):
+        RecordSplit(files=files, count=23, parse=parse).hold_out(0.1, seed=0)
+
+
+def test_holdout_from_a_tfds_stream_is_told_when_the_files_are_too_few(tmp_path):
+    name = build_tiny_shapes(tmp_path)  # 12 training images in one file
+    config = DataConfig(source="tfds", name=name, dir=str(tmp_path), cache=False, holdout=2)
+    with pytest.raises(UserError, match=r"data.holdout 2: a stream is held out by whole files, "
+                                        r"and 2 images take all 1 of its files"):
+        data_lib.load(config)

@@ -93,7 +93,7 @@ def test_qat_run_exports_a_verified_int8_file(run):
                               "zero_point": 0}
     assert entry["partitions"] == 1 and entry["ops_outside_xnnpack"] == []
     # A weak model (top-1 ~0.55 on 256 images) flips on small differences; the quickstart's
-    # agreement is in the README.
+    # agreement is in results/ and docs/quantization.md.
     assert entry["agreement"] >= 0.9
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["steps"] == 2 * STEPS_PER_EPOCH
