@@ -74,6 +74,24 @@ def test_every_family_runs_whole_inside_xnnpack(name):
         assert delegate_partitions(content) == (1, []), mode
 
 
+# The variants the family test above does not build (it builds each family's default,
+# conv_small and lite0; Hybrid-L's PTQ and QAT files are tested in test_mobilenet_v4.py).
+OTHER_VARIANTS = [("mobilenet_v4", v) for v in ("conv_medium", "conv_large", "hybrid_medium")] \
+    + [("efficientnet_lite", f"lite{i}") for i in range(1, 5)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, variant", OTHER_VARIANTS, ids=[v for _, v in OTHER_VARIANTS])
+def test_every_variant_s_int8_file_runs_whole_inside_xnnpack(name, variant):
+    """Each variant's own blocks (Conv-M/L's and the hybrids' UIB forms and attention,
+    Lite1-4's depths), at a quarter width and 64x64 to keep the conversion short."""
+    model = build_model(name, variant=variant, input_shape=(64, 64, 3), num_classes=10,
+                        alpha=0.25, include_preprocessing=True)
+    images = rng.integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
+    set_batch_norm_statistics(model, images)
+    assert delegate_partitions(export_tflite(model, "int8", calibration(images))) == (1, [])
+
+
 def test_int8_gelu_runs_in_float_inside_xnnpack():
     """XNNPACK has no int8 GELU: the file dequantizes, runs GELU in float and quantizes again,
     which computes what the Keras model does to within its 8-bit steps."""
