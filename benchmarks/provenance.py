@@ -1,6 +1,7 @@
 """What every measured result carries: the command, the date, the commit and the machine; and
 the results files that carry it (JSON, with CSV and Markdown tables beside it)."""
 
+import csv
 import json
 import os
 import pathlib
@@ -82,8 +83,6 @@ def save(results, json_path):
     """Writes `results` (a `stamp()` plus parts) to `json_path`, and beside it, for each part
     that is a list of flat rows, `<stem>_<part>.csv`, and `<stem>.md`: the provenance and a
     table per part."""
-    import csv
-
     json_path = pathlib.Path(json_path)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     machine = results["machine"]

@@ -7,6 +7,7 @@ import importlib.util
 import pathlib
 import re
 import shlex
+import shutil
 import sys
 
 import pytest
@@ -151,7 +152,8 @@ def test_the_commands_on_a_finished_run_run(run, tmp_path, monkeypatch, capsys):
     scored on 500 images."""
     from PIL import Image
 
-    _, workdir = run
+    workdir = tmp_path / "quickstart"  # a copy: evaluate writes its reports beside the model
+    shutil.copytree(run[1], workdir)
     monkeypatch.chdir(ROOT)
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (120, 90), (200, 180, 40)).save(photo)
