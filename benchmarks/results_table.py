@@ -147,16 +147,24 @@ def markdown(rows):
         "agreement is the share of test images where the int8 file and its Keras model agree "
         "on the class. Latency: the PTQ int8 file, LiteRT with XNNPACK, 1 thread, batch 1.",
         "",
-        "| model | input | params | MACs | validation top-1 | float top-1 | PTQ int8 top-1 "
+    ]
+    selected = [r for r in rows if r["validation_top1"]]
+    if selected:  # the choice between runs is made on validation, never on the test split
+        best = max(selected, key=lambda r: float(r["validation_top1"]))
+        lines += [f"Best model, chosen on validation: **{best['run']}** ({best['model']}, "
+                  f"{best['input']}), validation top-1 {best['validation_top1']}; test top-1 "
+                  f"{best['float_top1']} float, {best['ptq_int8_top1']} PTQ int8.", ""]
+    lines += [
+        "| run | model | input | params | MACs | validation top-1 | float top-1 | PTQ int8 top-1 "
         "(agreement) | QAT int8 top-1 (agreement) | int8 size | int8 latency | training |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         qat = (f"{points(r['qat_int8_top1'], r['float_top1'])}; "
                f"{100 * float(r['qat_agreement']):.1f}%, {r['qat_epochs']} ep"
                if r["qat_int8_top1"] else "-")
         lines.append(
-            f"| {r['model']} | {r['input']} | {r['params_m']}M | {r['macs_m']}M | "
+            f"| {r['run']} | {r['model']} | {r['input']} | {r['params_m']}M | {r['macs_m']}M | "
             f"{r['validation_top1'] or '-'} | {r['float_top1']} | "
             f"{points(r['ptq_int8_top1'], r['float_top1'])}; "
             f"{100 * float(r['ptq_agreement']):.1f}% | {qat} | {r['int8_mb']} MB | "

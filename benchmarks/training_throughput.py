@@ -1,7 +1,7 @@
 """Training throughput, input pipeline speed and peak memory.
 
     python benchmarks/training_throughput.py [--sizes 160 224] [--steps 30] [--rounds 3]
-                                             [--json out.json]
+                                             [--bfloat16] [--json out.json]
 
 1. Training, MobileNetV2 1.0, batch 32, SGD, in one process, the contenders alternated in
    rounds (wall-clock speed swings from round to round on shared machines, so only figures of
@@ -10,7 +10,8 @@
      the input, flips, checkpoints, CSV/TensorBoard logs, throughput callback);
    - keras.applications' MobileNetV2 (Keras 3, its unfused BatchNormalization) + `fit`;
    - tf_keras' keras.applications MobileNetV2 (fused BatchNorm) + `fit`;
-   the last two on in-memory tensors; same architecture, batch, optimizer (no weight decay),
+   - with --bfloat16, also ours with `runtime.mixed_precision: mixed_bfloat16`;
+   keras.applications' on in-memory tensors; same architecture, batch, optimizer (no weight decay),
    loss and metrics, all timed by our `Throughput` callback (from the end of each epoch's
    first batch to its last): wall-clock images/s and CPU milliseconds per image (all threads).
 2. Input pipeline alone (img/s) at 224 px with the training augmentation (Inception crop and
@@ -47,9 +48,10 @@ from mobilenets.training.callbacks import Throughput  # noqa: E402
 
 BATCH = 32
 CONTENDERS = ("ours", "keras.applications + Keras 3 fit", "keras.applications + tf_keras fit")
+BFLOAT16 = "ours, mixed_bfloat16"
 
 
-def ours(size, steps, workdir):
+def ours(size, steps, workdir, precision="float32"):
     config = config_lib.from_dict({
         "model": {"name": "mobilenet_v2", "input_shape": [size, size, 3]},
         "data": {"source": "sample", "augment": "flip", "crop_fraction": 1.0,
@@ -58,6 +60,7 @@ def ours(size, steps, workdir):
         # smoothing here either, so that only the loops differ.
         "train": {"epochs": 1, "batch_size": BATCH, "optimizer": "sgd", "schedule": "constant",
                   "learning_rate": 0.01, "weight_decay": 0.0, "label_smoothing": 0.0},
+        "runtime": {"mixed_precision": precision},
         "export": {"modes": []}})
     metrics = train(config, workdir)
     return metrics["train_images_per_sec"], metrics["train_cpu_ms_per_image"]
@@ -82,15 +85,18 @@ def applications(size, steps, library):
     return timer.images_per_second, timer.cpu_ms_per_image
 
 
-def training(size, steps, rounds):
+def training(size, steps, rounds, bfloat16=False):
     import tf_keras
 
-    runs = {name: [] for name in CONTENDERS}
+    runs = {name: [] for name in CONTENDERS + ((BFLOAT16,) if bfloat16 else ())}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(rounds):
             runs[CONTENDERS[1]].append(applications(size, steps, keras))
             runs[CONTENDERS[2]].append(applications(size, steps, tf_keras))
             runs[CONTENDERS[0]].append(ours(size, steps, pathlib.Path(tmp) / f"run{round_}"))
+            if bfloat16:
+                runs[BFLOAT16].append(ours(size, steps, pathlib.Path(tmp) / f"bf16{round_}",
+                                           "mixed_bfloat16"))
             print(f"{size}px round {round_ + 1}: " + ", ".join(
                 f"{name} {rate:.1f} img/s, {cpu:.1f} ms CPU/img"
                 for name, ((rate, cpu),) in ((n, r[-1:]) for n, r in runs.items())), flush=True)
@@ -213,6 +219,8 @@ def main():
                         help="training benchmark input sizes")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per contender")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time our loop in mixed_bfloat16")
     parser.add_argument("--part", choices=["training", "pipeline", "memory", "all"],
                         default="all")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -220,7 +228,8 @@ def main():
     results = provenance.stamp()
     print(json.dumps(results), flush=True)
     if args.part in ("training", "all"):
-        results["training"] = [training(size, args.steps, args.rounds) for size in args.sizes]
+        results["training"] = [training(size, args.steps, args.rounds, args.bfloat16)
+                               for size in args.sizes]
     if args.part in ("pipeline", "all"):
         results["input_pipeline"] = input_pipeline()
     if args.part in ("memory", "all"):

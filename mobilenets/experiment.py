@@ -32,12 +32,13 @@ def train(config, workdir):
     runtime.setup(config.runtime, config.train)
     strategy = runtime.strategy(config.runtime)
     workers, worker_index, chief = runtime.worker(strategy)
-    if not chief:
-        return _train(config, pathlib.Path(workdir), strategy, workers, worker_index, chief)
-    workdir = prepare_workdir(workdir)
-    with files.run_lock(workdir):  # one command per run directory
-        remove_half_written(workdir)
-        return _train(config, workdir, strategy, workers, worker_index, chief)
+    with runtime.precision(config.runtime.mixed_precision):
+        if not chief:
+            return _train(config, pathlib.Path(workdir), strategy, workers, worker_index, chief)
+        workdir = prepare_workdir(workdir)
+        with files.run_lock(workdir):  # one command per run directory
+            remove_half_written(workdir)
+            return _train(config, workdir, strategy, workers, worker_index, chief)
 
 
 def _train(config, workdir, strategy, workers, worker_index, chief):

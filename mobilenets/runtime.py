@@ -1,5 +1,6 @@
 """Process setup (seeds, threads, determinism, precision) and the tf.distribute strategy."""
 
+import contextlib
 import os
 
 import keras
@@ -9,7 +10,8 @@ from mobilenets.errors import UserError
 
 
 def setup(runtime, train):
-    """Applies the runtime section before any model or dataset exists."""
+    """Applies the runtime section's process-wide settings before any model or dataset exists
+    (the dtype policy is `precision`'s, for the span of a run)."""
     if runtime.threads:
         tf.config.threading.set_intra_op_parallelism_threads(runtime.threads)
     if runtime.virtual_cpus:
@@ -23,7 +25,18 @@ def setup(runtime, train):
     keras.utils.set_random_seed(train.seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+
+
+@contextlib.contextmanager
+def precision(policy):
+    """Keras' global dtype policy `policy` ("mixed_bfloat16", ...) inside the block, and the
+    caller's again after it, so that a run in a Python session leaves later models as they were."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def strategy(runtime):

@@ -69,10 +69,18 @@ def test_markdown_gives_differences_in_points_and_each_rows_provenance():
     qat = {**fake_row("q"), "qat_int8_top1": "0.9010", "qat_agreement": "0.9950",
            "qat_epochs": "3", "qat_command": "mobilenets train --config experiments/x.yaml"}
     text = results_table.markdown([fake_row("a"), qat])
-    assert "| a 1 | 32x32x1 | 1.00M | 2.0M | - | 0.9000 | 0.8950 (-0.50); 99.0% | - |" in text
+    assert "| a | a 1 | 32x32x1 | 1.00M | 2.0M | - | 0.9000 | 0.8950 (-0.50); 99.0% | - |" in text
+    assert "chosen on validation" not in text  # no run held images out
     assert "0.9010 (+0.10); 99.5%, 3 ep" in text
     assert ("- **a** (2026-12-02, commit abc1234, some CPU (2 cores)): "
             "`mobilenets train --config experiments/a.yaml`") in text
+
+
+def test_markdown_names_the_best_run_by_validation_not_by_test():
+    rows = [{**fake_row("a", "0.9500"), "validation_top1": "0.9400"},
+            {**fake_row("b", "0.9300"), "validation_top1": "0.9450"}, fake_row("c", "0.9600")]
+    assert ("Best model, chosen on validation: **b** (b 1, 32x32x1), validation top-1 0.9450; "
+            "test top-1 0.9300 float, 0.8950 PTQ int8.") in results_table.markdown(rows)
 
 
 def test_main_adds_a_run_to_the_results_files(run, tmp_path, monkeypatch):
@@ -84,7 +92,7 @@ def test_main_adds_a_run_to_the_results_files(run, tmp_path, monkeypatch):
     with (tmp_path / "fashion_mnist.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["run"] for r in rows] == ["older", "work"]
-    assert "| mobilenet_v2 0.35 | 32x32x1 |" in (tmp_path / "fashion_mnist.md").read_text()
+    assert "| work | mobilenet_v2 0.35 | 32x32x1 |" in (tmp_path / "fashion_mnist.md").read_text()
     assert (tmp_path / "fashion_mnist.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "curves" / "work.png").read_bytes() == (
         workdir / "training_curve.png").read_bytes()

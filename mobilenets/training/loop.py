@@ -17,7 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from mobilenets import files, interrupts
+from mobilenets import files, interrupts, runtime
 from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
@@ -238,13 +238,9 @@ def training_stream(strategy, data, config, examples, batch, first_step):
 def float32_copy(model):
     """`model` rebuilt with float32 layers and the same weights: mixed-precision training keeps
     float32 variables, and the saved model and the exports compute in float32."""
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
+    with runtime.precision("float32"):
         copy = keras.models.clone_model(model, clone_function=lambda layer: type(layer).from_config(
             {**layer.get_config(), "dtype": "float32"}))
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     copy.set_weights(model.get_weights())
     return copy
 
