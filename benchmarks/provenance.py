@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import time
 
@@ -15,14 +14,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def commit():
     """The checkout's commit, with "+changes" when its files differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, text=True, capture_output=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+changes" if dirty else "")
+    from mobilenets.version import commit as checkout_commit
+
+    return checkout_commit(ROOT) or "unknown"
 
 
 def machine():

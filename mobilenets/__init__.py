@@ -19,6 +19,7 @@ _PUBLIC = {
     "build_backbone": "mobilenets.models.registry",
     "list_models": "mobilenets.models.registry",
     "profile": "mobilenets.models.profile",
+    "load_model": "mobilenets.artifacts",
     "export_tflite": "mobilenets.export.convert",
     "train": "mobilenets.experiment",
     "evaluate": "mobilenets.evaluation",

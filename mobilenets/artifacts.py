@@ -14,8 +14,8 @@ from mobilenets import files
 from mobilenets.errors import UserError
 
 # Imported for its registration with Keras of the custom layers a saved model may name
-# (FusedBatchNormalization, ...): a model file loads even where nothing else built a model.
-from mobilenets.models import layers as _registered  # noqa: F401
+# (ChannelSplit): a model file loads even where nothing else built a model.
+from mobilenets.models import layers as model_layers
 
 log = logging.getLogger("mobilenets")
 
@@ -42,13 +42,40 @@ def load_model(path, option="--model"):
 
 def save(model, path):
     """Saves `model` at `path` (not atomically: wrap it in `files.atomic_path`): a Keras 3 model
-    as `.keras`, a QAT run's tf_keras model as `.h5`."""
+    as `.keras` that plain Keras loads (`portable`), a QAT run's tf_keras model as `.h5`."""
     if pathlib.Path(path).suffix == ".h5":
         from mobilenets.quantization import qat
 
         qat.save(model, path)
     else:
-        model.save(path)
+        portable(model).save(path)
+
+
+def portable(model):
+    """`model` as plain Keras loads it, `keras.saving.load_model` without this package: not
+    compiled (a compiled model's file names its optimizer and our learning-rate schedule), and
+    with its FusedBatchNormalization layers as Keras' BatchNormalization, which holds the same
+    weights and computes the same inference (only the training pass differs). Shares no
+    variables with `model` when it had to convert a layer, else its layers."""
+    fused = model_layers.FusedBatchNormalization
+
+    def plain(layer):
+        if type(layer) is fused:
+            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    source = model
+    if any(type(layer) is fused for layer in _all_layers(model)):
+        source = keras.models.clone_model(model, clone_function=plain, recursive=True)
+        source.set_weights(model.get_weights())
+    return keras.Model(source.input, source.output, name=model.name)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def save_final(model, folder, quantized=False):

@@ -278,6 +278,11 @@ class TrainConfig:
     checkpoint_steps: int = option(
         0, "also checkpoint every N steps (0: at epoch ends only)", NON_NEGATIVE)
     keep_checkpoints: int = option(3, "checkpoints kept", POSITIVE)
+    select: Literal["last", "best"] = option(
+        "last", "the model the run evaluates, exports and saves as model.keras: last (the "
+        "last epoch's) or best (the epoch with the best validation score on the images "
+        "data.holdout keeps out of training; refused without them: the test split chooses "
+        "nothing)")
     seed: int = option(42, "seed of data order, augmentation and initialization", SEED)
     deterministic: bool = option(False, "TensorFlow's deterministic ops (slower)")
 
@@ -451,6 +456,11 @@ def from_dict(data):
                         "fake quantization runs in float32)")
     _check_fine_tuning(config)
     _check_task(config)
+    if config.train.select == "best" and not config.data.holdout:
+        raise UserError("train.select: best picks the model by its validation score, which "
+                        "needs images held out of training: set data.holdout (e.g. 0.1); "
+                        "without it training validates on the evaluation split, and the "
+                        "model reported must not be chosen on the images it is scored on")
     if config.train.optimizer == "sgd" and config.train.epsilon is not None:
         raise UserError("train.epsilon: SGD has no epsilon (it is for rmsprop, adam, adamw)")
     return config

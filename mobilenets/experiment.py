@@ -4,10 +4,13 @@
 boundary: errors the stages raise for something a user can fix become `UserError`s here.
 """
 
+import datetime
 import logging
 import pathlib
+import shlex
+import sys
 
-from mobilenets import artifacts, files, runtime, tasks
+from mobilenets import artifacts, files, runtime, tasks, version
 from mobilenets import config as config_lib
 from mobilenets import data as data_lib
 from mobilenets.errors import CheckpointMismatch, UserError
@@ -53,6 +56,7 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
     if chief:
         files.write_text(workdir / "config.yaml", config_lib.dump(config))
         files.write_text(workdir / "labels.txt", "\n".join(data.class_names) + "\n")
+        record_session(workdir)
 
     with strategy.scope():
         model = build(task, config.model, num_classes)
@@ -77,7 +81,8 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
         replicas=trained.replicas, workers=workers, global_batch_size=trained.batch,
         per_replica_batch_size=trained.batch // trained.replicas, epochs=config.train.epochs,
         steps=trained.steps, train_seconds=trained.seconds, train_images=len(data.train),
-        eval_images=len(data.eval))
+        eval_images=len(data.eval), selected=trained.selected,
+        sessions=files.read_json(workdir / "sessions.json").get("sessions", []))
     if data.validation is not None:  # the held-out images, what the best model was picked by
         held, _ = score_model(trained.model, task, data.validation, data.class_names,
                               config.data, trained.batch)
@@ -93,6 +98,19 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
         export_stage.run(trained.model, config, task, data, workdir,
                          modes=["qat_int8"] if config.qat.enabled else config.export.modes)
     return metrics
+
+
+def record_session(workdir):
+    """Adds this command to the run's `sessions.json`: when it started, from which checkpoint
+    step, the command line, and the package version and commit it ran (a run resumed across
+    sessions may span several)."""
+    path = workdir / "sessions.json"
+    sessions = files.read_json(path).get("sessions", [])
+    step = files.read_json(workdir / "checkpoints" / "state.json").get("step") or 0
+    sessions.append({"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                     "from_step": step, "command": " ".join(map(shlex.quote, sys.argv)),
+                     "version": version.__version__, "commit": version.commit()})
+    files.write_json(path, {"sessions": sessions})
 
 
 def warn_about_deployment(data_config):
@@ -150,6 +168,15 @@ def load_pretrained(model, model_config):
         raise UserError(f"model.weights: {error}") from None
     except OSError as error:  # the download
         raise UserError(f"model.weights: {weights}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - Keras' failed download is a bare Exception
+        failed = pretrained.failed_download(error)
+        if failed is None:
+            raise
+        url, reason = failed
+        name = url.rsplit("/", 1)[-1]
+        raise UserError(f"model.weights: {weights}: cannot download {url} ({reason}). Without "
+                        f"internet, download {name} on another machine, copy it here and set "
+                        f"model.weights: path/to/{name}") from None
     fresh = f"; {', '.join(kept)} starts fresh (another number of classes)" if kept else ""
     log.info("model.weights: %s loaded%s", weights, fresh)
 

@@ -89,6 +89,10 @@ def test_integers_widen_to_floats(tmp_path):
     ("train:\n  optimizer: sgd\n  epsilon: 0.1\n", (), r"train.epsilon: SGD has no epsilon"),
     ("model:\n  dropout: 1\n", (), r"model.dropout must be >= 0 and < 1, got 1"),
     ("base: 3\n", (), r"base: expected the path of a YAML file, got 3"),
+    ("train:\n  select: best\n", (), r"train.select: best picks the model by its validation "
+                                      r"score, which needs images held out of training: set "
+                                      r"data.holdout"),
+    ("train:\n  select: first\n", (), r"train.select: 'first' \(str\) is not one of last, best"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
     with pytest.raises(UserError, match=message):

@@ -6,6 +6,7 @@ import errno
 import json
 import pathlib
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+import mobilenets
 from mobilenets import config as config_lib
 from mobilenets.cli import evaluate_main, train_main
 
@@ -461,3 +463,65 @@ def test_export_to_an_unwritable_folder_is_a_user_error(run, capsys):
                  "--workdir", "/proc/mobilenets-export"]) == 2
     assert ("--workdir /proc/mobilenets-export/export cannot be created"
             in capsys.readouterr().err)
+
+
+def test_select_best_reports_and_saves_the_best_validated_epoch(run, tmp_path):
+    """train.select: best: the model evaluated, saved and exported is the checkpoint of the
+    epoch with the best held-out validation score (the first of equals), and the run says
+    which; its held-out score is the one it was chosen by."""
+    config, _ = run
+    workdir = tmp_path / "work"
+    assert train_main(["--config", str(config), "--workdir", str(workdir), "--set",
+                       "train.epochs=3", "data.holdout=64", "train.select=best",
+                       "export.modes=[]"]) == 0
+    scores = [float(row["val_accuracy"]) for row in history(workdir)]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    selected = metrics["selected"]
+    assert selected["model"] == "best"
+    assert selected["epoch"] == 1 + scores.index(max(scores))
+    assert selected["val_accuracy"] == pytest.approx(max(scores))
+    assert metrics["validation"]["top1"] == pytest.approx(max(scores), abs=1e-6)
+    best = keras.models.load_model(workdir / "checkpoints/best.keras", compile=False)
+    for ours, chosen in zip(final_weights(workdir), best.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, chosen)
+
+    # Rerun on the finished run: the model reported is whatever best.keras holds.
+    halved = [w * 0.5 if w.dtype.kind == "f" else w for w in best.get_weights()]
+    best.set_weights(halved)
+    best.save(workdir / "checkpoints/best.keras")
+    assert train_main(["--config", str(config), "--workdir", str(workdir), "--set",
+                       "train.epochs=3", "data.holdout=64", "train.select=best",
+                       "export.modes=[]"]) == 0
+    for ours, chosen in zip(final_weights(workdir), halved, strict=True):
+        np.testing.assert_array_equal(ours, chosen)
+    sessions = json.loads((workdir / "sessions.json").read_text())["sessions"]
+    assert [s["from_step"] for s in sessions] == [0, 3 * (256 - 64) // 32]
+    assert metrics["sessions"][0]["version"] == mobilenets.__version__
+    assert sessions[0]["command"] == " ".join(map(shlex.quote, sys.argv))  # this process's
+
+
+MODEL_LOADS_IN_PLAIN_KERAS = """
+import sys, numpy as np, keras
+model = keras.saving.load_model(sys.argv[1])
+assert "mobilenets" not in sys.modules
+np.save(sys.argv[2], model.predict(np.load(sys.argv[3]), verbose=0))
+print(sorted({type(layer).__name__ for layer in model.layers}))
+"""
+
+
+def test_a_runs_model_loads_in_plain_keras_without_the_package(run, tmp_path):
+    """model.keras and best.keras load with keras.saving.load_model in a fresh process that
+    never imports mobilenets, and compute what the run's model computes."""
+    _, workdir = run
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    for name in ("model.keras", "checkpoints/best.keras"):
+        done = subprocess.run(
+            [sys.executable, "-c", MODEL_LOADS_IN_PLAIN_KERAS, str(workdir / name),
+             str(tmp_path / "out.npy"), str(tmp_path / "images.npy")],
+            capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "BatchNormalization" in done.stdout and "Fused" not in done.stdout
+        ours = keras.models.load_model(workdir / name, compile=False)
+        np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
+                                   ours.predict(images, verbose=0), rtol=1e-5, atol=1e-6)

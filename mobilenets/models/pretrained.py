@@ -9,6 +9,8 @@ keras.applications' networks op for op (tests/models/test_reference.py), in the 
 order.
 """
 
+import re
+
 import numpy as np
 
 # family -> (keras.applications constructor, the family options it takes, its classifier layer)
@@ -59,6 +61,14 @@ def load_keras_applications(model, name, options, weights="imagenet"):
         include_top = _file_has_layer(weights, KERAS_APPLICATIONS[name][2])
     twin = keras_applications_twin(name, options, include_top=include_top, weights=weights)
     return transfer(twin, model, origin=f"keras.applications' {twin.name} weights ({weights})")
+
+
+def failed_download(error):
+    """(URL, reason) of the file whose download failed, if `error` is the bare Exception that
+    Keras' `get_file` raises for it ("URL fetch failure on <url>: <code> -- <reason>"); else
+    None."""
+    found = re.match(r"URL fetch failure on (\S+?): (?:\S+ -- )?(.*)", str(error), re.DOTALL)
+    return (found.group(1), found.group(2).strip()) if found else None
 
 
 def transfer(source, target, *, origin="the weights"):

@@ -37,7 +37,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.directory = pathlib.Path(directory)
         self.save_directory = pathlib.Path(save_directory or directory)
         self.every_steps, self.keep = every_steps, keep
-        self.best = None
+        self.best = self.best_epoch = None
         self.diverged = False
         self._last_saved = None
         self._earlier_seconds, self._started = 0.0, None
@@ -53,7 +53,7 @@ class Checkpointer(keras.callbacks.Callback):
             if not state:
                 log.warning("%s is damaged; the best model so far will be chosen again from "
                             "the epochs to come", state_file)
-            self.best = state.get("best")
+            self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
             self._earlier_seconds = state.get("seconds", 0.0)
         checkpoints = self.checkpoints()
         for path in reversed(checkpoints):
@@ -93,17 +93,18 @@ class Checkpointer(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and self.better(value):
             target = self.target or self.model
-            needed = variable_bytes(target.weights)
-            if isinstance(target, keras.Model):
-                with ema_weights(self.model), files.atomic_path(
-                        self.save_directory / "best.keras", needed) as tmp:
-                    target.save(tmp)
-            else:  # the tf_keras model of a QAT run
-                with files.atomic_path(self.save_directory / "best.h5", needed) as tmp:
-                    artifacts.save(target, tmp)
-            self.best = float(value)
+            with ema_weights(self.model), files.atomic_path(
+                    self.best_path(target), variable_bytes(target.weights)) as tmp:
+                artifacts.save(target, tmp)
+            self.best, self.best_epoch = float(value), epoch + 1
             self._write_state()
         self.save()
+
+    def best_path(self, target):
+        """Where the best model is kept: `best.keras`, or `best.h5` for a tf_keras model (a
+        QAT run's, or the twin a multi-worker run trains)."""
+        name = "best.keras" if isinstance(target, keras.Model) else "best.h5"
+        return self.save_directory / name
 
     def better(self, value):
         """Whether `value` of the monitored entry beats the best so far."""
@@ -134,7 +135,7 @@ class Checkpointer(keras.callbacks.Callback):
     def _write_state(self):
         files.write_json(self.save_directory / "state.json",
                          {"step": self._last_saved, "best": self.best,
-                          "seconds": round(self.seconds, 1)})
+                          "best_epoch": self.best_epoch, "seconds": round(self.seconds, 1)})
 
 
 class StopOnSignal(keras.callbacks.Callback):

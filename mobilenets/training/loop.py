@@ -17,7 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from mobilenets import files, interrupts, runtime
+from mobilenets import artifacts, files, interrupts, runtime
 from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
 from mobilenets.quantization import bridge
@@ -49,6 +49,7 @@ class Trained:
     seconds: float  # training time of every session of the run, each to its last checkpoint
     images_per_second: float | None  # this session's, None if it trained no full epoch
     cpu_ms_per_image: float | None  # this session's CPU time (all threads) per image
+    selected: dict  # which model `model` is: {"model": "last" or "best", "epoch": N, ...}
 
 
 def global_batch_size(train_config, replicas):
@@ -186,6 +187,9 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             f"the loss became NaN or infinite at step {guard.bad_step}; the last good "
             f"checkpoint is {last[-1] if last else 'none'}. Try a lower train.learning_rate, "
             "train.warmup_epochs, or train.clip_norm (e.g. 1.0), then run the same command.")
+    selected = {"model": "last", "epoch": config.train.epochs}
+    if config.train.select == "best":
+        selected = select_best(checkpointer, trained) or selected
     if config.qat.enabled:
         final = trained
     else:
@@ -194,7 +198,23 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         final = float32_copy(model) if config.runtime.mixed_precision != "float32" else model
     return Trained(final, config.qat.enabled, batch, replicas, total,
                    round(checkpointer.seconds, 1), throughput.images_per_second,
-                   throughput.cpu_ms_per_image)
+                   throughput.cpu_ms_per_image, selected)
+
+
+def select_best(checkpointer, trained):
+    """Puts the weights of the best validated epoch (the `Checkpointer`'s best model, EMA
+    weights if any) into `trained`, the model that was fitted (Keras 3, or a tf_keras QAT
+    model or twin). Returns {"model": "best", "epoch", <monitored entry>: its value}, or None
+    when no epoch was validated (a run of 0 epochs keeps its model)."""
+    path = checkpointer.best_path(trained)
+    if checkpointer.best is None or not path.is_file():
+        log.warning("train.select: best: no epoch was validated; the model is the last one")
+        return None
+    trained.set_weights(artifacts.load_model(path, option="train.select: best:").get_weights())
+    log.info("train.select: best: the model of epoch %s (%s %.4f on the held-out images)",
+             checkpointer.best_epoch, checkpointer.monitor, checkpointer.best)
+    return {"model": "best", "epoch": checkpointer.best_epoch,
+            checkpointer.monitor: checkpointer.best}
 
 
 @contextlib.contextmanager

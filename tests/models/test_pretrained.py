@@ -2,6 +2,7 @@
 download served here by a fake server with random weights in Google's file format), copied
 into our builders exactly."""
 
+import re
 import shutil
 
 import h5py
@@ -192,3 +193,27 @@ def test_a_backbone_loads_the_weights_without_classifier(server):
     expected = served(images).numpy()  # the last feature map: float rounding of its scale
     np.testing.assert_allclose(backbone(images)["last"].numpy(), expected,
                                atol=1e-5 * np.abs(expected).max())
+
+
+def test_imagenet_weights_without_internet_exit_2_naming_the_file(tmp_path):
+    """A machine without internet (here: every download sent to a closed port) gets exit 2
+    and the file to download by hand, not Keras' traceback."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "offline.yaml"
+    config.write_text("model: {name: mobilenet_v2, alpha: 0.35, input_shape: [32, 32, 1], "
+                      "weights: imagenet}\ndata: {train_limit: 64, eval_limit: 32}\n")
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "NO_PROXY": "",
+           "no_proxy": "", "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy":
+           "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "mobilenets", "train", "--config", str(config),
+                           "--workdir", str(tmp_path / "run")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224.h5"
+    assert "Traceback" not in done.stderr
+    assert re.search(rf"model.weights: imagenet: cannot download https://\S+/{name} \(.*\)\. "
+                     rf"Without internet, download {name} on another machine, copy it here and "
+                     rf"set model.weights: path/to/{name}", done.stderr), done.stderr[-3000:]
