@@ -2,13 +2,14 @@
 with TensorFlow's TFLite converter, edited so that XNNPACK runs them whole (`tflite.xnnpack`).
 """
 
+import logging
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mobilenets.errors import ExportOptionError
+from mobilenets.errors import ExportCheckFailed, ExportOptionError
 from mobilenets.export import quant_debug, rgb
 from mobilenets.models import attention
 from mobilenets.tflite import signature, xnnpack
@@ -16,6 +17,8 @@ from mobilenets.tflite import signature, xnnpack
 MODES = ("float32", "float16", "dynamic_range", "int8", "int16x8")
 FLOAT_ACTIVATIONS = ("float32", "float16", "dynamic_range")  # modes whose activations are float
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+
+log = logging.getLogger("mobilenets")
 
 
 def _converter(model):
@@ -95,20 +98,52 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         return _configured(model, mode, representative_dataset,
                            tf.float32 if pixels else IO_TYPES[int8_input], IO_TYPES[int8_output])
 
+    def mixed(nodes):  # the ops that output `nodes` in float, the rest quantized
+        converter_ = converter()
+        converter_.target_spec.supported_ops = [*converter_.target_spec.supported_ops,
+                                                tf.lite.OpsSet.TFLITE_BUILTINS]
+        return quant_debug.selective(converter_, representative_dataset, nodes)
+
+    layer_names = [layer.name for layer in model.layers]
     with warnings.catch_warnings():  # the converter warns about our own float input
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         content = converter().convert()
+        nodes = []
         if float_layers:
-            nodes = quant_debug.matching_nodes(content, float_layers,
-                                               [layer.name for layer in model.layers])
-            mixed = converter()
-            mixed.target_spec.supported_ops = [*mixed.target_spec.supported_ops,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
-            content = quant_debug.selective(mixed, representative_dataset, nodes)
+            nodes = quant_debug.matching_nodes(content, float_layers, layer_names)
+            content = mixed(nodes)
+        if mode == "int8":
+            content = within_xnnpack_limits(content, nodes, mixed, layer_names, qat_model)
     if mode == "int8":
         content = xnnpack.rewire_int8(content, pixels_input=pixels,
                                       float_softmax=int8_output == "float32")
     return signature.add_signature(content, ["image"], output_names)
+
+
+def within_xnnpack_limits(content, nodes, mixed, layer_names, qat_model):
+    """`content`, or, if XNNPACK cannot build some of its int8 ops
+    (`xnnpack.requantization_overflows`: LiteRT would fail on the file or abort the process),
+    the file converted again by `mixed(nodes)` with those ops in float, as often as new ones
+    appear (each time the calibration moves the ranges around them). A QAT file's ranges are
+    the model's own: it is refused (ExportCheckFailed) instead."""
+    for _ in range(3):
+        overflows = xnnpack.requantization_overflows(content)
+        if not overflows:
+            return content
+        named = "; ".join(f"{' '.join(quant_debug.layers_of(o.tensor, layer_names)) or o.tensor}"
+                          f" ({o.op}, requantization scale {o.scale:.0f})" for o in overflows)
+        if qat_model:
+            raise ExportCheckFailed(
+                f"int8: XNNPACK cannot run {named}: its input range is too wide for its output's "
+                f"(the scale must be below {xnnpack.REQUANTIZATION_LIMIT:.0f}), and LiteRT fails "
+                "or aborts on such a file; train longer before QAT, or export the float model "
+                "with PTQ")
+        log.warning("int8: %s kept in float: XNNPACK cannot run them in int8 (requantization "
+                    "scale must be below %.0f; LiteRT fails or aborts on such a file)", named,
+                    xnnpack.REQUANTIZATION_LIMIT)
+        nodes = [*nodes, *(o.tensor for o in overflows)]
+        content = mixed(nodes)
+    raise ExportCheckFailed(f"int8: XNNPACK still cannot run {named} after keeping it in float")
 
 
 def _configured(model, mode, representative_dataset, input_type=tf.float32,

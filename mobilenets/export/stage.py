@@ -15,7 +15,7 @@ from mobilenets.export import quant_debug
 from mobilenets.export.convert import MODES, export_tflite, quantization_report
 from mobilenets.quantization import bridge
 from mobilenets.tflite import xnnpack
-from mobilenets.tflite.runner import TFLiteModel
+from mobilenets.tflite.runner import TFLiteModel, runs_apart
 from mobilenets.version import __version__
 
 log = logging.getLogger("mobilenets")
@@ -73,6 +73,14 @@ def run(model, config, task, data, workdir, modes=None):
                 version=__version__)
         path = folder / f"model_{name}.tflite"
         files.write_bytes(path, content)
+        problem = runs_apart(path)
+        if problem:  # never leave a file behind that the phone's runtime cannot run
+            rejected = path.with_name(path.name + ".rejected")
+            path.replace(rejected)
+            failures.append(f"{path.name} does not run in LiteRT: {problem} (kept as "
+                            f"{rejected.name} for a bug report)")
+            log.error("%s", failures[-1])
+            continue
         entry = verify_file(content, verify, task, data.class_names, outputs,
                             both_kernel_paths=mode == "int8")
         entry["drop"] = round(100 * (report["float"][headline] - entry[headline]), 3)

@@ -1,7 +1,10 @@
 """A .tflite file in the LiteRT interpreter, called like a Keras model on float pixel batches."""
 
 import pathlib
+import signal
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,6 +31,8 @@ class TFLiteModel:
                     else OpResolverType.AUTO)
         source = ({"model_content": bytes(model)} if isinstance(model, (bytes, bytearray))
                   else {"model_path": str(model)})
+        if not builtin_kernels:  # the file would make LiteRT fail, or abort this process
+            check_xnnpack_builds(model)
         try:
             self.interpreter = Interpreter(**source, num_threads=threads,
                                            experimental_op_resolver_type=resolver)
@@ -76,6 +81,27 @@ class TFLiteModel:
         return 1000 * statistics.median(self.latencies) if self.latencies else None
 
 
+def check_xnnpack_builds(model):
+    """UserError if XNNPACK cannot build an int8 op of the file (`model`: path or bytes; see
+    `xnnpack.requantization_overflows`)."""
+    from mobilenets.tflite import xnnpack
+
+    content = model if isinstance(model, (bytes, bytearray)) else pathlib.Path(model).read_bytes()
+    try:
+        overflows = xnnpack.requantization_overflows(content)
+    except Exception:  # noqa: BLE001 - not a flatbuffer: the interpreter says so
+        return
+    if overflows:
+        first = overflows[0]
+        name = "the file" if isinstance(model, (bytes, bytearray)) else str(model)
+        raise UserError(
+            f"{name}: XNNPACK, LiteRT's default delegate, cannot run its {first.op} "
+            f"{first.tensor.split(';')[0]} (int8 requantization scale {first.scale:.0f}; it "
+            f"must be below {xnnpack.REQUANTIZATION_LIMIT:.0f}) and LiteRT fails or aborts on "
+            "it; export the model again with mobilenets export, which keeps such layers in "
+            "float")
+
+
 def output_order(interpreter, model):
     """The output details, a detection file's in its post-process op's order."""
     from mobilenets.tflite.metadata import DETECTION_ROLES, detection_roles
@@ -100,3 +126,39 @@ def check_tflite_path(path):
     if len(head) < 8 or head[4:8] != b"TFL3":
         raise UserError(f"{path} is not a TFLite file (no TFL3 identifier)")
     return path
+
+
+# Loads a .tflite file and runs it once on zeros, with LiteRT's default delegate (XNNPACK), then
+# with its built-in kernels. Run as a child process by `runs_apart`.
+_RUN_ONCE = """
+import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+    interpreter = Interpreter(model_path=sys.argv[1], num_threads=1,
+                              experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    for details in interpreter.get_input_details():
+        interpreter.set_tensor(details["index"], np.zeros(details["shape"], details["dtype"]))
+    interpreter.invoke()
+"""
+
+
+def runs_apart(path, timeout=600):
+    """None if LiteRT loads the .tflite file at `path` and runs it once, with XNNPACK and with
+    its built-in kernels, in a child process; else what went wrong. A file can make LiteRT
+    abort or crash the process that runs it (`xnnpack.requantization_overflows`); here that
+    process is not this one."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(path)], capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"LiteRT did not finish one run in {timeout} s"
+    if done.returncode == 0:
+        return None
+    said = [line for line in done.stderr.splitlines()
+            if line.strip() and not line.startswith("INFO:")]
+    last = said[-1].strip() if said else "nothing on stderr"
+    if done.returncode < 0:
+        return f"LiteRT ended the process with {signal.Signals(-done.returncode).name} ({last})"
+    return f"LiteRT failed: {last}"

@@ -1,12 +1,17 @@
-"""Edits of converted int8 TFLite graphs so that XNNPACK runs them whole, and the check.
+"""Edits of converted int8 TFLite graphs so that XNNPACK runs them whole, and the checks.
 
 The TFLite converter emits a few int8 ops that XNNPACK (LiteRT's default CPU delegate) does not
 run: they fall back to TFLite's reference kernels and split the graph into several delegate
 partitions, each costing a copy in and out. `rewire_int8` replaces them with equivalent ops
 XNNPACK runs; `delegate_partitions` counts the partitions and names the ops left outside.
+`requantization_overflows` finds the int8 ops XNNPACK accepts but cannot build, which make
+LiteRT fail or abort the process.
 """
 
 import copy
+import dataclasses
+
+import numpy as np
 
 from mobilenets import compat
 
@@ -165,3 +170,63 @@ def delegate_partitions(content):
                 covered.add(op["index"])
                 todo.extend(op["inputs"].tolist())
     return len(delegates), [op["op_name"] for op in ops if op["index"] not in covered]
+
+
+# XNNPACK builds an int8 convolution or fully connected operator only if its requantization
+# scale, input scale x kernel scale / output scale (each output channel's), is below 256
+# (XNNPACK's convolution and fully-connected operator constructors refuse larger ones). The
+# delegate does not check it when it takes the op, so the file fails when LiteRT prepares it:
+# "failed to create XNNPACK runtime", or, seen with LiteRT 2.3.0 on an int8 MobileNetV2,
+# "double free or corruption" and the process aborted (tests/tflite/test_xnnpack_limits.py).
+REQUANTIZATION_LIMIT = 256.0
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+@dataclasses.dataclass(frozen=True)
+class Overflow:
+    """An int8 op XNNPACK cannot build: its kind, its output tensor (named after the Keras
+    layers fused into it) and its largest requantization scale."""
+
+    op: str
+    tensor: str
+    scale: float
+
+
+def requantization_overflows(content):
+    """The int8 ops of a .tflite file whose requantization scale is `REQUANTIZATION_LIMIT` or
+    more (see there), in graph order. Reads the flatbuffer only; nothing runs."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    kinds = {getattr(schema.BuiltinOperator, name): name for name in _WEIGHTED}
+    model = schema.Model.GetRootAs(bytes(content), 0)
+    codes = [max(model.OperatorCodes(i).BuiltinCode(),
+                 model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    found = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            kind = kinds.get(codes[op.OpcodeIndex()])
+            if kind is None:
+                continue
+            # TRANSPOSE_CONV takes (output shape, kernel, input); the others (input, kernel).
+            data, kernel = (2, 1) if kind == "TRANSPOSE_CONV" else (0, 1)
+            tensors = [graph.Tensors(op.Inputs(data)), graph.Tensors(op.Inputs(kernel)),
+                       graph.Tensors(op.Outputs(0))]
+            if any(t.Type() != schema.TensorType.INT8 for t in tensors):
+                continue
+            scales = [_scales(t) for t in tensors]
+            if any(s is None for s in scales):
+                continue
+            ratio = float(np.max(scales[0][0] * scales[1] / scales[2][0]))
+            if ratio >= REQUANTIZATION_LIMIT:
+                found.append(Overflow(kind, tensors[2].Name().decode(), ratio))
+    return found
+
+
+def _scales(tensor):
+    quantization = tensor.Quantization()
+    if quantization is None or quantization.ScaleLength() == 0:
+        return None
+    return quantization.ScaleAsNumpy().astype(np.float64)
