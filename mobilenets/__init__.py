@@ -6,13 +6,13 @@ tf_keras).
 """
 
 import importlib
-import os
 
+from mobilenets import console
 from mobilenets.version import __version__
 
 # TensorFlow's C++ info lines drown the training log; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
 # This must happen before TensorFlow is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+console.default_tensorflow_level()
 
 _PUBLIC = {
     "build_model": "mobilenets.models.registry",

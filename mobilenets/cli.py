@@ -12,7 +12,7 @@ import pathlib
 import signal
 import sys
 
-from mobilenets import interrupts
+from mobilenets import console, interrupts
 from mobilenets.errors import (
     ExportCheckFailed,
     Interrupted,
@@ -29,16 +29,23 @@ def main(argv=None):
     """Runs `mobilenets <command> ...`; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="mobilenets", description="Train MobileNets and ship them to phones as TFLite.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    _add_global_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, add_arguments, help_text) in COMMANDS.items():
         command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show tracebacks of user errors")
+        _add_global_flags(command, default=argparse.SUPPRESS)
         add_arguments(command)
     args = parser.parse_args(argv)
-    _setup_logging()
+    _setup_logging(args.verbose)
     return _run(args, lambda: COMMANDS[args.command][0](args))
+
+
+def _add_global_flags(parser, default=False):
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks of user errors")
+    parser.add_argument("--verbose", action="store_true", default=default,
+                        help="also show what TensorFlow, its converter and LiteRT print (their "
+                        "start-up lines, conversion details, delegates)")
 
 
 def train_main(argv=None):
@@ -95,9 +102,15 @@ def _run(args, body):
         return EXIT_INTERRUPTED
 
 
-def _setup_logging():
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def _setup_logging(verbose):
+    """Our log at INFO; the libraries' Python logs (TensorFlow's absl lines) at WARNING, or
+    INFO with --verbose; their native lines as `console.setup` says. TensorFlow is imported
+    here, its start-up lines held back."""
+    console.setup(verbose)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     logging.getLogger("mobilenets").setLevel(logging.INFO)
+    with console.quiet_native():
+        import tensorflow  # noqa: F401 - loaded now, while its C++ start-up lines are held
 
 
 # --- commands ---------------------------------------------------------------------------

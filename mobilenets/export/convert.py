@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mobilenets import console
 from mobilenets.errors import ExportCheckFailed, ExportOptionError
 from mobilenets.export import quant_debug, rgb
 from mobilenets.models import attention
@@ -107,7 +108,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     layer_names = [layer.name for layer in model.layers]
     with warnings.catch_warnings():  # the converter warns about our own float input
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        content = converter().convert()
+        with console.quiet_native():  # the converter prints its settings
+            content = converter().convert()
         nodes = []
         if float_layers:
             nodes = quant_debug.matching_nodes(content, float_layers, layer_names)

@@ -14,14 +14,15 @@ import warnings
 
 import tensorflow as tf
 
-from mobilenets import compat, files
+from mobilenets import compat, console, files
 from mobilenets.errors import ExportOptionError
 
 
 @contextlib.contextmanager
 def _quiet():
-    """The debugger runs TensorFlow's deprecated tf.lite.Interpreter (it has no LiteRT path)."""
-    with warnings.catch_warnings():
+    """The debugger runs TensorFlow's deprecated tf.lite.Interpreter (it has no LiteRT path),
+    and the converter prints its settings."""
+    with warnings.catch_warnings(), console.quiet_native():
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         yield
 
@@ -49,7 +50,8 @@ def matching_nodes(content, patterns, layer_names):
     layer."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=bytes(content))
+    with console.quiet_native():
+        interpreter = Interpreter(model_content=bytes(content))
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     compiled = []
     for pattern in patterns:

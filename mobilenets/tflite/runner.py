@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from mobilenets import console
 from mobilenets.errors import UserError
 
 
@@ -34,9 +35,10 @@ class TFLiteModel:
         if not builtin_kernels:  # the file would make LiteRT fail, or abort this process
             check_xnnpack_builds(model)
         try:
-            self.interpreter = Interpreter(**source, num_threads=threads,
-                                           experimental_op_resolver_type=resolver)
-            self.interpreter.allocate_tensors()
+            with console.quiet_native():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter = Interpreter(**source, num_threads=threads,
+                                               experimental_op_resolver_type=resolver)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise UserError(f"{model if not isinstance(model, bytes) else 'model'} is not a "
                             f"valid TFLite file ({str(error).splitlines()[0]})") from None

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from mobilenets import compat
+from mobilenets import compat, console
 
 
 def rewire_int8(content, pixels_input, float_softmax):
@@ -151,8 +151,9 @@ def delegate_partitions(content):
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=bytes(content), num_threads=1)
-    interpreter.allocate_tensors()
+    with console.quiet_native():
+        interpreter = Interpreter(model_content=bytes(content), num_threads=1)
+        interpreter.allocate_tensors()
     nodes = compat.ops_details(interpreter)
     ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
     delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
