@@ -1,7 +1,14 @@
-"""Training throughput, input pipeline speed and peak memory.
+"""Training throughput and peak memory.
 
     python benchmarks/training_throughput.py [--sizes 160 224] [--steps 30] [--rounds 3]
-                                             [--bfloat16] [--json out.json]
+                                             [--bfloat16] [--mixed-float16] [--xla]
+                                             [--json out.json]
+
+It runs on the machine's GPU when TensorFlow sees one (the first), else on the CPU, and says
+which (`device` in the results). On a GPU, `--mixed-float16` times every contender in
+`mixed_float16` (Keras' dynamic loss scaling) and `--xla` compiles every training step with XLA
+(`jit_compile`); the models are channels-last (NHWC), Keras' default and what cuDNN's fp16
+kernels want.
 
 1. Training, MobileNetV2 1.0, batch 32, SGD, in one process, the contenders alternated in
    rounds (wall-clock speed swings from round to round on shared machines, so only figures of
@@ -14,10 +21,8 @@
    keras.applications' on in-memory tensors; same architecture, batch, optimizer (no weight decay),
    loss and metrics, all timed by our `Throughput` callback (from the end of each epoch's
    first batch to its last): wall-clock images/s and CPU milliseconds per image (all threads).
-2. Input pipeline alone (img/s) at 224 px with the training augmentation (Inception crop and
-   flip) from an image folder of JPEGs and from TFRecord files (the tfds layout), against the
-   rate at which training consumes images at 224.
-3. Peak memory (RSS) of a training run and of an int8 conversion, each in its own process.
+2. Peak memory (RSS) of a training run and of an int8 conversion, each in its own process.
+The input pipeline alone is benchmarks/input_pipeline.py's.
 """
 
 import argparse
@@ -28,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,9 +44,6 @@ import provenance  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mobilenets import config as config_lib  # noqa: E402
-from mobilenets import data as data_lib  # noqa: E402
-from mobilenets.data import pipeline  # noqa: E402
-from mobilenets.data.splits import RecordSplit  # noqa: E402
 from mobilenets.experiment import train  # noqa: E402
 from mobilenets.training.callbacks import Throughput  # noqa: E402
 
@@ -51,7 +52,15 @@ CONTENDERS = ("ours", "keras.applications + Keras 3 fit", "keras.applications + 
 BFLOAT16 = "ours, mixed_bfloat16"
 
 
-def ours(size, steps, workdir, precision="float32"):
+def device():
+    """The device training runs on: the first GPU's name, or the CPU's."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return f"CPU: {provenance.machine()['cpu']}"
+
+
+def ours(size, steps, workdir, precision="float32", xla=False):
     config = config_lib.from_dict({
         "model": {"name": "mobilenet_v2", "input_shape": [size, size, 3]},
         "data": {"source": "sample", "augment": "flip", "crop_fraction": 1.0,
@@ -60,17 +69,24 @@ def ours(size, steps, workdir, precision="float32"):
         # smoothing here either, so that only the loops differ.
         "train": {"epochs": 1, "batch_size": BATCH, "optimizer": "sgd", "schedule": "constant",
                   "learning_rate": 0.01, "weight_decay": 0.0, "label_smoothing": 0.0},
-        "runtime": {"mixed_precision": precision},
+        "runtime": {"mixed_precision": precision, "jit_compile": xla},
         "export": {"modes": []}})
     metrics = train(config, workdir)
     return metrics["train_images_per_sec"], metrics["train_cpu_ms_per_image"]
 
 
-def applications(size, steps, library):
+def applications(size, steps, library, precision="float32", xla=False):
     """keras.applications' MobileNetV2 in `library` (keras or tf_keras) + its `fit`."""
-    model = library.applications.MobileNetV2(input_shape=(size, size, 3), weights=None,
-                                             classes=10)
-    model.compile(library.optimizers.SGD(0.01), "categorical_crossentropy",
+    library.mixed_precision.set_global_policy(precision)
+    try:
+        model = library.applications.MobileNetV2(input_shape=(size, size, 3), weights=None,
+                                                 classes=10)
+    finally:
+        library.mixed_precision.set_global_policy("float32")
+    optimizer = library.optimizers.SGD(0.01)
+    if precision == "mixed_float16":
+        optimizer = library.mixed_precision.LossScaleOptimizer(optimizer)
+    model.compile(optimizer, "categorical_crossentropy", jit_compile=xla,
                   metrics=["accuracy", library.metrics.TopKCategoricalAccuracy(5)])
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-1, 1, (BATCH * (steps + 1), size, size, 3)).astype("float32"))
@@ -85,15 +101,16 @@ def applications(size, steps, library):
     return timer.images_per_second, timer.cpu_ms_per_image
 
 
-def training(size, steps, rounds, bfloat16=False):
+def training(size, steps, rounds, bfloat16=False, precision="float32", xla=False):
     import tf_keras
 
     runs = {name: [] for name in CONTENDERS + ((BFLOAT16,) if bfloat16 else ())}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(rounds):
-            runs[CONTENDERS[1]].append(applications(size, steps, keras))
-            runs[CONTENDERS[2]].append(applications(size, steps, tf_keras))
-            runs[CONTENDERS[0]].append(ours(size, steps, pathlib.Path(tmp) / f"run{round_}"))
+            runs[CONTENDERS[1]].append(applications(size, steps, keras, precision, xla))
+            runs[CONTENDERS[2]].append(applications(size, steps, tf_keras, precision, xla))
+            runs[CONTENDERS[0]].append(ours(size, steps, pathlib.Path(tmp) / f"run{round_}",
+                                            precision, xla))
             if bfloat16:
                 runs[BFLOAT16].append(ours(size, steps, pathlib.Path(tmp) / f"bf16{round_}",
                                            "mixed_bfloat16"))
@@ -111,70 +128,6 @@ def training(size, steps, rounds, bfloat16=False):
         print(f"{size}px: ours / {name}: {ratio['wall']:.2f}x median wall-clock img/s, "
               f"{ratio['cpu']:.2f}x less CPU per image", flush=True)
     return {"size": size, "runs": runs, "median": median, "ours_vs": ratios}
-
-
-def jpeg_folder(root, count, size):
-    """`count` Fashion-MNIST sample images as size x size RGB JPEGs, one folder per class."""
-    split = data_lib.load(config_lib.DataConfig(source="sample", full_test_set=False)).train
-    for index in range(count):
-        image = tf.image.resize(tf.image.grayscale_to_rgb(tf.constant(split.arrays[index])),
-                                (size, size))
-        folder = root / str(split.labels[index])
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{index}.jpg").write_bytes(
-            tf.io.encode_jpeg(tf.cast(image, tf.uint8), quality=90).numpy())
-
-
-def tfrecords(root, folder):
-    """The JPEG folder as TFRecord files of tf.train.Examples (the tfds layout), 4 shards."""
-    paths = sorted(folder.rglob("*.jpg"))
-    writers = [tf.io.TFRecordWriter(str(root / f"train.tfrecord-{i:05d}")) for i in range(4)]
-    for index, path in enumerate(paths):
-        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(
-                       value=[path.read_bytes()])),
-                   "label": tf.train.Feature(int64_list=tf.train.Int64List(
-                       value=[int(path.parent.name)]))}
-        example = tf.train.Example(features=tf.train.Features(feature=feature))
-        writers[index % 4].write(example.SerializeToString())
-    for writer in writers:
-        writer.close()
-    spec = {"image": tf.io.FixedLenFeature([], tf.string),
-            "label": tf.io.FixedLenFeature([], tf.int64)}
-
-    def parse(serialized):
-        example = tf.io.parse_single_example(serialized, spec)
-        return example["image"], tf.cast(example["label"], tf.int32)
-    return RecordSplit(files=[str(p) for p in sorted(root.glob("*.tfrecord-*"))],
-                                count=len(paths), parse=parse, shuffle_buffer=1000)
-
-
-def pipeline_rate(split, batches, size):
-    config = config_lib.DataConfig(augment="inception")
-    examples = pipeline.classifying(lambda label: tf.one_hot(label, 10))
-    stream = pipeline.train_dataset(split, config, (size, size, 3), examples, BATCH, seed=0)
-    iterator = iter(stream)
-    next(iterator)  # warm-up: tracing and the first decodes
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
-    return batches * BATCH / (time.perf_counter() - start)
-
-
-def input_pipeline(count=2000, size=224, batches=60):
-    with tempfile.TemporaryDirectory() as tmp:
-        root = pathlib.Path(tmp)
-        jpeg_folder(root / "images", count, 256)
-        folder_config = config_lib.DataConfig(source="folder", dir=str(root / "images"),
-                                              validation_fraction=0.05)
-        folder = data_lib.load(folder_config).train
-        (root / "records").mkdir()
-        records = tfrecords(root / "records", root / "images")
-        rates = {"image folder (JPEG, in memory)": pipeline_rate(folder, batches, size),
-                 "TFRecord files (tfds layout)": pipeline_rate(records, batches, size)}
-    for name, rate in rates.items():
-        print(f"input pipeline at {size}x{size}, inception crop + flip, {name}: {rate:.0f} "
-              "img/s", flush=True)
-    return rates
 
 
 PEAK = """
@@ -221,17 +174,20 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size")
     parser.add_argument("--bfloat16", action="store_true",
                         help="also time our loop in mixed_bfloat16")
-    parser.add_argument("--part", choices=["training", "pipeline", "memory", "all"],
-                        default="all")
+    parser.add_argument("--mixed-float16", action="store_true",
+                        help="every contender in mixed_float16 (a GPU's)")
+    parser.add_argument("--xla", action="store_true", help="every contender with jit_compile")
+    parser.add_argument("--part", choices=["training", "memory", "all"], default="all")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     results = provenance.stamp()
+    results["device"] = device()
+    precision = "mixed_float16" if args.mixed_float16 else "float32"
+    results["precision"], results["xla"] = precision, args.xla
     print(json.dumps(results), flush=True)
     if args.part in ("training", "all"):
-        results["training"] = [training(size, args.steps, args.rounds, args.bfloat16)
-                               for size in args.sizes]
-    if args.part in ("pipeline", "all"):
-        results["input_pipeline"] = input_pipeline()
+        results["training"] = [training(size, args.steps, args.rounds, args.bfloat16,
+                                        precision, args.xla) for size in args.sizes]
     if args.part in ("memory", "all"):
         results["peak_memory"] = memory(args.sizes[0])
     if args.json:

@@ -64,11 +64,12 @@ def portable(model):
             return keras.layers.BatchNormalization.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
-    source = model
-    if any(type(layer) is fused for layer in _all_layers(model)):
-        source = keras.models.clone_model(model, clone_function=plain, recursive=True)
-        source.set_weights(model.get_weights())
-    return keras.Model(source.input, source.output, name=model.name)
+    uncompiled = keras.Model(model.input, model.output, name=model.name)  # the same layers
+    if not any(type(layer) is fused for layer in _all_layers(model)):
+        return uncompiled
+    copy = keras.models.clone_model(uncompiled, clone_function=plain, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _all_layers(model):

@@ -198,7 +198,8 @@ class DataConfig:
         1.0, "MixUp / CutMix: the fraction of batches mixed (the others are left as they are)",
         FRACTION)
     crop_fraction: float = option(
-        0.875, "evaluation: central crop after resizing (1.0: no crop)",
+        0.875, "evaluation: the central fraction of each side kept, then resized to the "
+        "input (1.0: the whole image)",
         Range(0, 1, low_open=True))
     small_images: Literal["resize", "pad"] = option(
         "resize", "images smaller than the model input: resize, or pad (centred)")

@@ -82,6 +82,7 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
         per_replica_batch_size=trained.batch // trained.replicas, epochs=config.train.epochs,
         steps=trained.steps, train_seconds=trained.seconds, train_images=len(data.train),
         eval_images=len(data.eval), selected=trained.selected,
+        skipped_images=trained.skipped_images,
         sessions=files.read_json(workdir / "sessions.json").get("sessions", []))
     if data.validation is not None:  # the held-out images, what the best model was picked by
         held, _ = score_model(trained.model, task, data.validation, data.class_names,

@@ -1,6 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The image folders' remembered checks (mobilenets/data/checks.py) of this test run, not the
+# user's cache folder.
+os.environ["MOBILENETS_CACHE_DIR"] = tempfile.mkdtemp(prefix="mobilenets-test-cache-")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

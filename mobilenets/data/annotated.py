@@ -9,7 +9,8 @@ import pathlib
 import numpy as np
 
 from mobilenets.data import coco, scenes
-from mobilenets.data.sources import FASHION_MNIST_CLASSES, SAMPLE_DIR, _idx_split, checked_split
+from mobilenets.data.checks import checked_split
+from mobilenets.data.sources import FASHION_MNIST_CLASSES, SAMPLE_DIR, _idx_split
 from mobilenets.data.splits import Data, Split, annotations
 from mobilenets.errors import UserError
 

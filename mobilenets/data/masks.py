@@ -20,8 +20,9 @@ import pathlib
 
 import numpy as np
 
+from mobilenets.data.checks import checked_split
 from mobilenets.data.mask_transforms import IGNORE_INDEX
-from mobilenets.data.sources import IMAGE_SUFFIXES, checked_split
+from mobilenets.data.sources import IMAGE_SUFFIXES
 from mobilenets.data.splits import Data
 from mobilenets.errors import UserError
 

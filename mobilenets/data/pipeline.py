@@ -37,7 +37,9 @@ class Examples:
     - `truth(label)`: what the task's scores compare predictions with;
     - `label_at_input(label, shape)`, if set: the label of an image resized to the input, as
       evaluation and Android's clients resize the whole image (segmentation's masks);
-      before `target` and `truth` in validation, scores and export.
+      before `target` and `truth` in validation, scores and export;
+    - `encoded`: `augment` and `evaluation` also take an image as its encoded bytes (a scalar
+      string) and decode only what they keep (`transforms.window`).
     """
 
     target: Callable
@@ -45,6 +47,7 @@ class Examples:
     augment: Callable
     evaluation: Callable
     label_at_input: Callable | None = None
+    encoded: bool = False
 
     def evaluated(self, label, shape, truth):
         """An evaluation image's label as `target` (or with `truth`, as `truth`) gives it."""
@@ -68,21 +71,56 @@ def classifying(target):
     def augment(image, label, seed, shape, config, ops):
         return train_transform(image, seed, shape, config, ops), label
 
-    return Examples(target=target, truth=target, augment=augment, evaluation=eval_transform)
+    return Examples(target=target, truth=target, augment=augment, evaluation=eval_transform,
+                    encoded=True)
+
+
+class Skipped:
+    """Counts the training examples a stream skips (`data.corrupt_images: skip`): images that
+    fail to decode although they passed the start-up check (changed on disk since). Each
+    example made carries its stream position, so the positions missing up to the last one made
+    were skipped. One counter serves the successive streams of a run (`start` each)."""
+
+    def __init__(self):
+        self.made = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.last = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.first, self.earlier = 0, 0
+
+    def start(self, position):
+        """A new stream from `position`: what the previous one skipped is kept."""
+        self.earlier = self.count()
+        self.first = position
+        self.made.assign(0)
+        self.last.assign(position - 1)
+
+    def note(self, position, image, target):
+        with tf.control_dependencies([self.made.assign_add(1), self.last.assign(position)]):
+            return tf.identity(image), target
+
+    def count(self):
+        return self.earlier + int(self.last.numpy()) + 1 - self.first - int(self.made.numpy())
 
 
 def train_dataset(split, config, shape, examples, batch_size, seed, start_step=0,
-                  shard=(1, 0), replica_batch=None):
+                  shard=(1, 0), replica_batch=None, skipped=None):
     """The endless training stream in batches of `batch_size`, starting at batch `start_step`:
     (image, target) as the task's `examples` make them.
 
     `shard=(count, index)` keeps every count-th image of the stream (one input pipeline of
-    several), batched in `replica_batch` images (default batch_size / count).
+    several), batched in `replica_batch` images (default batch_size / count). Examples whose
+    image fails to decode are skipped with `data.corrupt_images: skip`, counted by `skipped`
+    (a `Skipped`) if given.
     """
-    stream = training_examples(split, config, shape, examples, seed, start_step * batch_size,
-                               shard)
+    start = start_step * batch_size
+    stream = training_examples(split, config, shape, examples, seed, start, shard,
+                               positions=True)
     if config.corrupt_images == "skip":
-        stream = stream.ignore_errors(log_warning=True)
+        stream = stream.ignore_errors()
+    if skipped is not None and shard[0] == 1:
+        skipped.start(start)
+        stream = stream.map(skipped.note)
+    else:
+        stream = stream.map(lambda position, image, target: (image, target))
     batches = stream.batch(replica_batch or batch_size // shard[0], drop_remainder=True)
     if augment.enabled(config):  # each pipeline's batch at a global step: one seed
         mix = augment.BatchMixer(config)
@@ -97,11 +135,13 @@ def train_dataset(split, config, shape, examples, batch_size, seed, start_step=0
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def training_examples(split, config, shape, examples, seed, start=0, shard=(1, 0)):
-    """The endless stream of training (image, target) pairs from stream position `start`,
-    every `shard[0]`-th of them from `shard[1]`, unbatched, errors not skipped."""
+def training_examples(split, config, shape, examples, seed, start=0, shard=(1, 0),
+                      positions=False):
+    """The endless stream of training (image, target) pairs (with `positions`: (position in
+    the stream, image, target)) from stream position `start`, every `shard[0]`-th of them from
+    `shard[1]`, unbatched, errors not skipped."""
     first_epoch, offset = divmod(start, len(split))
-    load = split.item_loader(shape[2])
+    load = split.item_loader(shape[2], examples.encoded)
     items = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
         lambda epoch: split.epoch_items(seed, epoch)).skip(offset)
     stream = tf.data.Dataset.zip(tf.data.Dataset.range(start, 2**62), items)
@@ -115,7 +155,8 @@ def training_examples(split, config, shape, examples, seed, start=0, shard=(1, 0
         image, label = load(item)
         image, label = examples.augment(image, label, tf.stack([tf.cast(seed, tf.int64),
                                                                 position]), shape, config, ops)
-        return image, examples.target(label)
+        return (position, image, examples.target(label)) if positions else (
+            image, examples.target(label))
 
     return stream.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -146,8 +187,8 @@ def eval_dataset(split, config, shape, examples, batch_size, truth=False):
         return (examples.evaluation(image, shape, config),
                 examples.evaluated(label, shape, truth))
 
-    stream = split.ordered(shape[2]).map(element, num_parallel_calls=tf.data.AUTOTUNE,
-                                         deterministic=True)
+    stream = split.ordered(shape[2], examples.encoded).map(
+        element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if config.corrupt_images == "skip":
         stream = stream.ignore_errors(log_warning=True)
     return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)

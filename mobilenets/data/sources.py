@@ -4,7 +4,6 @@ Each loader returns a `Data` of the splits asked for (`wanted`: "train", "eval")
 left None, so that evaluating a model does not decode the training images.
 """
 
-import concurrent.futures
 import gzip
 import logging
 import os
@@ -14,7 +13,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from mobilenets.data.decode import check_image
+from mobilenets.data.checks import checked_split
 from mobilenets.data.splits import Data, RecordSplit, Split, annotations
 from mobilenets.errors import UserError
 
@@ -129,29 +128,32 @@ def _class_folders(root):
 
 
 def _images_in(folder):
-    """The image files under `folder`, hidden files and folders (`.ipynb_checkpoints`, ...)
-    left out; other files are counted by suffix in a warning, not silently dropped."""
+    """The image files under `folder` (paths as strings, sorted), hidden files and folders
+    (`.ipynb_checkpoints`, ...) left out; other files are counted by suffix in a warning, not
+    silently dropped. One directory read per folder, no stat per file."""
     images, others = [], {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).parts
-        if any(part.startswith(".") for part in relative) or not path.is_file():
-            continue
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
-        else:
-            others[path.suffix.lower() or "(none)"] = others.get(path.suffix.lower()
-                                                                 or "(none)", 0) + 1
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            if name.startswith("."):
+                continue
+            suffix = os.path.splitext(name)[1].lower()
+            if suffix in IMAGE_SUFFIXES:
+                images.append(os.path.join(parent, name))
+            else:
+                others[suffix or "(none)"] = others.get(suffix or "(none)", 0) + 1
     if others:
         counts = ", ".join(f"{count} {suffix}" for suffix, count in sorted(others.items()))
         log.warning("left out %d file(s) in %s that are not images this reads (%s; it reads "
                     "%s)", sum(others.values()), folder, counts,
                     ", ".join(sorted(IMAGE_SUFFIXES)))
-    return images
+    return sorted(images)
 
 
 def _scan_folder(root, class_names, config, channels):
-    """Lists and checks the images of `root/<class>/`, one subfolder per class: each file is
-    decoded as training will decode it (`decode.check_image`), so every image kept decodes."""
+    """Lists and checks the images of `root/<class>/`, one subfolder per class
+    (`checks.checked_split`: each file decoded once as training will decode it, the verdicts
+    remembered), so every image kept decodes."""
     paths, labels = [], []
     for label, name in enumerate(class_names):
         folder = root / name
@@ -162,68 +164,13 @@ def _scan_folder(root, class_names, config, channels):
         if not files:
             raise UserError(f"data.dir: class folder {folder} has no images "
                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-        paths += [str(p) for p in files]
+        paths += files
         labels += [label] * len(files)
-    split = checked_split(root, np.array(paths, dtype=object), np.array(labels, np.int64),
-                          config, channels)
+    split = checked_split(root, paths, np.array(labels, np.int64), config, channels)
     for label, name in enumerate(class_names):
         if not (split.labels == label).any():
             raise UserError(f"data.dir: class folder {root / name} has no readable images")
     return split
-
-
-def checked_split(root, paths, labels, config, channels):
-    """A `Split` of the image files `paths` (of `root`) with their `labels`, each file checked
-    by decoding it as training will (`decode.check_image`): the unreadable ones left out (or
-    an error, as `data.corrupt_images` says), held in memory encoded if they fit
-    `data.max_cache_mb`, else streamed from disk."""
-    checked = _read_and_check(paths, channels, config.max_pixels)
-    outcomes = np.array([outcome for _, outcome in checked])
-    keep = np.array([data is not None for data, _ in checked], bool)
-    _report(root, paths, outcomes, config)
-    labels = labels[keep]
-    encoded = [data for data, _ in checked if data is not None]
-    if config.cache and sum(map(len, encoded)) <= config.max_cache_mb * 2**20:
-        return Split(labels=labels, encoded=np.array(encoded, dtype=object))
-    # Streamed from disk, except the converted images, whose PNG bytes stay in memory.
-    items = [data if outcome == "converted" else path
-             for path, (data, outcome) in zip(paths, checked) if data is not None]
-    return Split(labels=labels, paths=np.array(items, dtype=object))
-
-
-def _report(root, paths, outcomes, config):
-    """Logs the converted images; stops (`data.corrupt_images: error`) or warns about the
-    refused ones, counted by reason."""
-    converted = paths[outcomes == "converted"]
-    if len(converted):
-        log.info("converted %d image(s) in %s that TensorFlow cannot decode (e.g. 1-bit BMP, "
-                 "TIFF) to PNG in memory, e.g. %s", len(converted), root,
-                 ", ".join(converted[:3]))
-    refused = {"unreadable": "corrupt, truncated or not an image",
-               "too large": f"more than data.max_pixels = {config.max_pixels:,} pixels"}
-    for outcome, why in refused.items():
-        bad = paths[outcomes == outcome]
-        if not len(bad):
-            continue
-        if config.corrupt_images == "error":
-            raise UserError(f"data: image {bad[0]} is {why} (set data.corrupt_images: skip to "
-                            "leave such files out)")
-        log.warning("skipped %d image(s) in %s that are %s, e.g. %s", len(bad), root, why,
-                    ", ".join(bad[:3]))
-
-
-def _read_and_check(paths, channels, max_pixels):
-    """(bytes to use or None, outcome) of each file, as `decode.check_image`."""
-    def check(path):
-        try:
-            data = pathlib.Path(path).read_bytes()
-        except OSError:
-            return None, "unreadable"
-        return check_image(data, channels, max_pixels)
-
-    workers = min(8, (os.cpu_count() or 1) * 2)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(check, paths))
 
 
 # The features that hold a tfds dataset's segmentation masks (oxford_iiit_pet, cityscapes).

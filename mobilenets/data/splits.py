@@ -78,9 +78,11 @@ class Split:
         return Split(*(None if a is None else a[mask] for a in (
             self.labels, self.arrays, self.encoded, self.paths)))
 
-    def load_fn(self, channels):
+    def load_fn(self, channels, encoded=False):
         """A tf function index -> (uint8 image H x W x channels, label: int32 class index, the
-        float32 objects of an image, or its uint8 mask H x W x 1)."""
+        float32 objects of an image, or its uint8 mask H x W x 1). With `encoded`, an image held
+        encoded (in memory or in a file) comes as its bytes, for a transform that decodes only
+        what it keeps (`transforms.window`)."""
         label_of = self._label_fn()
         if self.arrays is not None:
             arrays = tf.constant(self.arrays)
@@ -90,12 +92,18 @@ class Split:
         else:
             items = self.encoded if self.encoded is not None else self.paths
             source = tf.constant([i if isinstance(i, bytes) else i.encode() for i in items])
-            is_path = tf.constant([isinstance(i, str) for i in items], tf.bool)
+            paths = [isinstance(i, str) for i in items]
+            is_path = tf.constant(paths, tf.bool)
+
+            def read(index):
+                if not any(paths):  # all in memory
+                    return source[index]
+                return tf.cond(is_path[index], lambda: tf.io.read_file(source[index]),
+                               lambda: source[index])
 
             def load(index):
-                data = tf.cond(is_path[index], lambda: tf.io.read_file(source[index]),
-                               lambda: source[index])
-                return decode(data, channels), label_of(index)
+                data = read(index)
+                return (data if encoded else decode(data, channels)), label_of(index)
         return load
 
     def _label_fn(self):
@@ -110,9 +118,10 @@ class Split:
         labels = tf.constant(self.labels.astype(np.int32 if integer else np.float32))
         return lambda index: labels[index]
 
-    def ordered(self, channels):
-        """The images in order: a dataset of (uint8 image, int32 label)."""
-        return tf.data.Dataset.range(len(self)).map(self.load_fn(channels),
+    def ordered(self, channels, encoded=False):
+        """The images in order: a dataset of (uint8 image, or its bytes with `encoded`;
+        label)."""
+        return tf.data.Dataset.range(len(self)).map(self.load_fn(channels, encoded),
                                                     num_parallel_calls=tf.data.AUTOTUNE)
 
     def epoch_items(self, seed, epoch):
@@ -121,8 +130,8 @@ class Split:
                                                          seed=tf.stack([seed, epoch]))
         return tf.data.Dataset.from_tensor_slices(order)
 
-    def item_loader(self, channels):
-        return self.load_fn(channels)
+    def item_loader(self, channels, encoded=False):
+        return self.load_fn(channels, encoded)
 
 
 @dataclasses.dataclass
@@ -181,8 +190,8 @@ class RecordSplit:
             tf.data.TFRecordDataset, cycle_length=min(16, len(self.files)),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def ordered(self, channels):
-        load = self.item_loader(channels)
+    def ordered(self, channels, encoded=False):
+        load = self.item_loader(channels, encoded)
         return tf.data.TFRecordDataset(self.files).take(self.count).map(
             lambda serialized: load(self.parse(serialized)),
             num_parallel_calls=tf.data.AUTOTUNE)
@@ -193,7 +202,9 @@ class RecordSplit:
         return self._records(files).shuffle(self.shuffle_buffer, seed=seed).take(self.count).map(
             self.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def item_loader(self, channels):
+    def item_loader(self, channels, encoded=False):
+        if encoded:
+            return lambda item: item
         return lambda item: (decode(item[0], channels), item[1])
 
 

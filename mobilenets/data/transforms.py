@@ -1,11 +1,15 @@
 """Preprocessing of one image: training augmentation (seeded, stateless) and evaluation resize.
 
-Images leave as float32 pixels in [0, 255]; normalization is inside the model.
+An image comes in as uint8 pixels, or as its encoded bytes (a scalar string): then the crops
+decode only the window they keep (a JPEG's, `decode.decode_window`), and nothing is converted to
+float before it is cropped. Images leave as float32 pixels in [0, 255]; normalization is inside
+the model.
 """
 
 import tensorflow as tf
 
 from mobilenets.data import augment
+from mobilenets.data.decode import decode, decode_window
 
 
 def convert_channels(image, channels):
@@ -17,31 +21,53 @@ def convert_channels(image, channels):
     return tf.image.rgb_to_grayscale(image)
 
 
+def pixels(image, channels):
+    """uint8 pixels of `image`: decoded if it is encoded bytes."""
+    return decode(image, channels) if image.dtype == tf.string else image
+
+
+def window(image, channels, choose):
+    """The uint8 window `choose(height, width)` -> (top, left, height, width) of `image`
+    (pixels, or encoded bytes of which only that window is decoded where the format allows)."""
+    if image.dtype == tf.string:
+        return decode_window(image, channels, choose)
+    size = tf.shape(image)
+    top, left, height, width = choose(size[0], size[1])
+    return image[top:top + height, left:left + width]
+
+
 def _fit(image, height, width, small_images):
-    """Resizes to (height, width), or zero-pads images that are not larger ("pad")."""
+    """Float pixels resized to (height, width), or zero-padded if they are not larger
+    ("pad")."""
     if small_images == "pad":
         shape = tf.shape(image)
         fits = tf.logical_and(shape[0] <= height, shape[1] <= width)
         return tf.cond(fits,
-                       lambda: tf.image.resize_with_crop_or_pad(image, height, width),
+                       lambda: tf.cast(tf.image.resize_with_crop_or_pad(image, height, width),
+                                       tf.float32),
                        lambda: tf.image.resize(image, (height, width)))
     return tf.image.resize(image, (height, width))
 
 
 def train_transform(image, seed, shape, config, rand_augment_ops=None):
-    """Augments one uint8 image with stateless ops seeded by `seed` (a [2] int tensor);
-    RandAugment with `rand_augment_ops` (`augment.rand_augment_ops`) when the config asks."""
-    height, width, _ = shape
-    image = tf.cast(image, tf.float32)
+    """Augments one image (uint8 pixels or encoded bytes) with stateless ops seeded by `seed`
+    (a [2] int tensor); RandAugment with `rand_augment_ops` (`augment.rand_augment_ops`) when
+    the config asks. The inception crop is sampled from the image's size, cut (a JPEG: decoded)
+    in uint8 and resized once."""
+    height, width, channels = shape
     seeds = tf.random.experimental.stateless_split(seed, 3)
     if config.augment == "inception":
-        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image), tf.zeros([1, 0, 4]), seed=seeds[0], min_object_covered=0.1,
-            aspect_ratio_range=(3 / 4, 4 / 3), area_range=(config.min_crop_area, 1.0),
-            max_attempts=10, use_image_if_no_bounding_boxes=True)
-        image = tf.image.resize(tf.slice(image, begin, size), (height, width))
+        def crop(image_height, image_width):
+            begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+                tf.stack([image_height, image_width, channels]), tf.zeros([1, 0, 4]),
+                seed=seeds[0], min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
+                area_range=(config.min_crop_area, 1.0), max_attempts=10,
+                use_image_if_no_bounding_boxes=True)
+            return begin[0], begin[1], size[0], size[1]
+
+        image = tf.image.resize(window(image, channels, crop), (height, width))
     else:
-        image = _fit(image, height, width, config.small_images)
+        image = _fit(pixels(image, channels), height, width, config.small_images)
         if config.augment == "flip_crop":
             pad = config.crop_padding or max(1, height // 8)
             image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
@@ -54,7 +80,9 @@ def train_transform(image, seed, shape, config, rand_augment_ops=None):
                                      rand_augment_ops, config.randaugment_ops)
     if config.erase_probability > 0:
         image = random_erase(image, seeds[2], config.erase_probability)
-    return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+    # In [0, 255] without a clip: bilinear resizing interpolates between pixels, padding adds
+    # zeros, erasing draws noise below 255 and RandAugment clips its own results.
+    return tf.ensure_shape(image, shape)
 
 
 def random_erase(image, seed, probability, area_range=(0.02, 0.4), min_aspect=0.3):
@@ -85,17 +113,25 @@ def random_erase(image, seed, probability, area_range=(0.02, 0.4), min_aspect=0.
 
 
 def eval_transform(image, shape, config):
-    """Resizes (then crops the central `crop_fraction`) or pads one uint8 image."""
-    height, width, _ = shape
-    image = tf.cast(image, tf.float32)
+    """One image (uint8 pixels or encoded bytes) for evaluation: its central `crop_fraction` of
+    each side (a JPEG decodes only that), resized to the input; or the whole image resized (or
+    padded, `small_images: pad`)."""
+    height, width, channels = shape
     if config.crop_fraction < 1.0 and config.small_images != "pad":
-        outer = (int(round(height / config.crop_fraction)),
-                 int(round(width / config.crop_fraction)))
-        image = tf.image.resize(image, outer)
-        image = tf.image.resize_with_crop_or_pad(image, height, width)
+        fraction = config.crop_fraction
+
+        def central(image_height, image_width):
+            kept_height = tf.maximum(1, tf.cast(tf.round(
+                fraction * tf.cast(image_height, tf.float32)), tf.int32))
+            kept_width = tf.maximum(1, tf.cast(tf.round(
+                fraction * tf.cast(image_width, tf.float32)), tf.int32))
+            return ((image_height - kept_height) // 2, (image_width - kept_width) // 2,
+                    kept_height, kept_width)
+
+        image = tf.image.resize(window(image, channels, central), (height, width))
     else:
-        image = _fit(image, height, width, config.small_images)
-    return tf.clip_by_value(tf.ensure_shape(image, shape), 0.0, 255.0)
+        image = _fit(pixels(image, channels), height, width, config.small_images)
+    return tf.ensure_shape(image, shape)  # in [0, 255]: interpolated pixels, or zero padding
 
 
 def client_transform(image, shape):

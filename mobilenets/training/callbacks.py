@@ -138,6 +138,22 @@ class Checkpointer(keras.callbacks.Callback):
                           "best_epoch": self.best_epoch, "seconds": round(self.seconds, 1)})
 
 
+class SkippedImages(keras.callbacks.Callback):
+    """Says at an epoch's end how many training images were skipped so far because they no
+    longer decode (`pipeline.Skipped`: changed on disk since the start-up check)."""
+
+    def __init__(self, skipped):
+        super().__init__()
+        self.skipped, self.reported = skipped, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        count = self.skipped.count()
+        if count > self.reported:
+            log.warning("skipped %d training image(s) so far that no longer decode (changed on "
+                        "disk since the start-up check; data.corrupt_images: skip)", count)
+            self.reported = count
+
+
 class StopOnSignal(keras.callbacks.Callback):
     """Ends training at the end of the step during which SIGINT or SIGTERM came (see
     `interrupts`), after `checkpointer` has saved that step: no step is lost; a signal during

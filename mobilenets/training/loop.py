@@ -26,6 +26,7 @@ from mobilenets.training.callbacks import (
     Checkpointer,
     Guard,
     KeepLiveWeights,
+    SkippedImages,
     StepSeeds,
     StopOnSignal,
     Throughput,
@@ -50,6 +51,7 @@ class Trained:
     images_per_second: float | None  # this session's, None if it trained no full epoch
     cpu_ms_per_image: float | None  # this session's CPU time (all threads) per image
     selected: dict  # which model `model` is: {"model": "last" or "best", "epoch": N, ...}
+    skipped_images: int | None  # this session's images that failed to decode (None: not counted)
 
 
 def global_batch_size(train_config, replicas):
@@ -123,8 +125,9 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     if chief:
         forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
     guard, throughput = Guard(checkpointer), Throughput(batch)
+    skipped = pipeline.Skipped()
     k = bridge.api(trained)
-    callbacks = [StepSeeds(config.train.seed), guard, throughput]
+    callbacks = [StepSeeds(config.train.seed), guard, throughput, SkippedImages(skipped)]
     if chief:  # the history row before the checkpoint that commits an epoch's end
         callbacks += [k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
                       k.callbacks.TensorBoard(str(workdir / "logs"))]
@@ -139,7 +142,8 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
     validation = pipeline.eval_dataset(data.validating, config.data, shape, examples, batch)
 
     def fit(first_step, epoch, epochs, steps, extra=()):
-        stream = training_stream(strategy, data, config, examples, batch, first_step)
+        stream = training_stream(strategy, data, config, examples, batch, first_step,
+                                 skipped if replicas == 1 else None)
         fitted = trained
         if config.qat.enabled:  # freezing (BatchNorm, ranges) as of this epoch
             from mobilenets.quantization import qat
@@ -198,7 +202,8 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         final = float32_copy(model) if config.runtime.mixed_precision != "float32" else model
     return Trained(final, config.qat.enabled, batch, replicas, total,
                    round(checkpointer.seconds, 1), throughput.images_per_second,
-                   throughput.cpu_ms_per_image, selected)
+                   throughput.cpu_ms_per_image, selected,
+                   skipped.count() if replicas == 1 else None)
 
 
 def select_best(checkpointer, trained):
@@ -239,14 +244,16 @@ def phase_ends(qat_config, first_epoch, epochs):
     return sorted(e for e in limits if first_epoch < e < epochs)
 
 
-def training_stream(strategy, data, config, examples, batch, first_step):
-    """The training stream from global step `first_step`. With several replicas, each input
-    pipeline (one per worker) keeps its share of the one seeded stream and batches it per
-    replica, so every global step trains on the images a single replica would."""
+def training_stream(strategy, data, config, examples, batch, first_step, skipped=None):
+    """The training stream from global step `first_step`, its skipped images counted by
+    `skipped` (one replica only). With several replicas, each input pipeline (one per worker)
+    keeps its share of the one seeded stream and batches it per replica, so every global step
+    trains on the images a single replica would."""
     def stream(shard=(1, 0), replica_batch=None):
         return pipeline.train_dataset(
             data.train, config.data, tuple(config.model.input_shape), examples, batch,
-            config.train.seed, start_step=first_step, shard=shard, replica_batch=replica_batch)
+            config.train.seed, start_step=first_step, shard=shard, replica_batch=replica_batch,
+            skipped=skipped)
 
     if strategy.num_replicas_in_sync == 1:
         return stream()
