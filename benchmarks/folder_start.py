@@ -72,6 +72,8 @@ def start(folder, cache):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", required=True, help="a folder of JPEG photos")
+    parser.add_argument("--photos-origin", default="",
+                        help="where the photos come from, for the results file")
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--json", help="write the results here (and Markdown beside it)")
@@ -81,7 +83,7 @@ def main():
         folder, cache = pathlib.Path(tmp) / "images", pathlib.Path(tmp) / "cache"
         distinct, mean_bytes = build(args.photos, folder, args.files, args.classes)
         results["folder"] = {"files": args.files, "classes": args.classes,
-                             "distinct_photos": distinct,
+                             "distinct_photos": distinct, "origin": args.photos_origin,
                              "gigabytes": round(args.files * mean_bytes / 2**30, 1)}
         print(json.dumps(results), flush=True)
         rows = []

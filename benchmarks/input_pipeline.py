@@ -151,6 +151,8 @@ def compare(encoded, size, images, rounds, training):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", required=True, help="a folder of JPEG photos")
+    parser.add_argument("--photos-origin", default="",
+                        help="where the photos come from, for the results file")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--images", type=int, default=2048, help="images per contender and round")
     parser.add_argument("--rounds", type=int, default=5)
@@ -165,7 +167,7 @@ def main():
                          "megabytes": round(sum(map(len, encoded)) / 2**20, 1),
                          "smallest": [int(v) for v in min(sizes, key=lambda s: s[0] * s[1])],
                          "largest": [int(v) for v in max(sizes, key=lambda s: s[0] * s[1])],
-                         "folder": pathlib.Path(args.photos).name}
+                         "folder": pathlib.Path(args.photos).name, "origin": args.photos_origin}
     print(json.dumps(results), flush=True)
     results["pipelines"] = [compare(encoded, args.size, args.images, args.rounds,
                                     part == "training") for part in args.parts]

@@ -38,11 +38,21 @@ def machine():
             "keras": keras.__version__}
 
 
+def portable(argument):
+    """A command-line argument as a clone's reader can use it: a path inside the checkout
+    relative to it, another absolute path as its last part (a folder of this machine's, which
+    the results file describes), anything else as it is."""
+    if not argument.startswith("/"):
+        return argument
+    path = pathlib.Path(argument).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
 def stamp():
-    """{"command", "date", "commit", "machine"} for a results file."""
-    script = pathlib.Path(sys.argv[0]).resolve()
-    command = " ".join(["python", str(script.relative_to(ROOT)) if script.is_relative_to(ROOT)
-                        else sys.argv[0], *sys.argv[1:]])
+    """{"command", "date", "commit", "machine"} for a results file: the command as run from a
+    clone (`portable` arguments)."""
+    command = " ".join(["python", portable(str(pathlib.Path(sys.argv[0]).resolve())),
+                        *map(portable, sys.argv[1:])])
     return {"command": command, "date": time.strftime("%Y-%m-%d"), "commit": commit(),
             "machine": machine()}
 
