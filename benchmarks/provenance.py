@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import platform
+import shlex
 import sys
 import time
 
@@ -51,8 +52,8 @@ def portable(argument):
 def stamp():
     """{"command", "date", "commit", "machine"} for a results file: the command as run from a
     clone (`portable` arguments)."""
-    command = " ".join(["python", portable(str(pathlib.Path(sys.argv[0]).resolve())),
-                        *map(portable, sys.argv[1:])])
+    command = shlex.join(["python", portable(str(pathlib.Path(sys.argv[0]).resolve())),
+                          *map(portable, sys.argv[1:])])
     return {"command": command, "date": time.strftime("%Y-%m-%d"), "commit": commit(),
             "machine": machine()}
 
