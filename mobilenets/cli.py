@@ -182,7 +182,7 @@ def _predict_arguments(parser):
 
 
 def predict_command(args):
-    from mobilenets import prediction
+    from mobilenets import prediction, tasks
 
     results = prediction.predict_files(args.model, args.images, top=args.top,
                                        labels_path=args.labels, masks_dir=args.masks)
@@ -190,16 +190,7 @@ def predict_command(args):
         print(json.dumps(results, indent=2))
         return
     for result in results:
-        if "detections" in result:
-            ranked = ", ".join(f"{d['label']} {d['score']:.3f} at {d['box']}"
-                               for d in result["detections"]) or "nothing found"
-        elif "classes" in result:
-            ranked = ", ".join(f"{c['label']} {100 * c['fraction']:.1f}% of pixels"
-                               for c in result["classes"])
-            ranked += f" (mask: {result['mask']})" if "mask" in result else ""
-        else:
-            ranked = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["top"])
-        print(f"{result['image']}: {ranked}")
+        print(f"{result['image']}: {tasks.describe(result)}")
 
 
 def _models_arguments(parser):

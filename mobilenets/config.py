@@ -9,6 +9,8 @@ YAML experiment overrides only what differs from the defaults, or from the file 
 
 import dataclasses
 import difflib
+import functools
+import logging
 import math
 import pathlib
 import types
@@ -18,86 +20,49 @@ from typing import Literal
 import yaml
 
 from mobilenets.errors import UserError
+from mobilenets.schema import (  # noqa: F401 - part of this module's API
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    Range,
+    option,
+)
 
 # Pillow refuses to open images above this many pixels (twice its MAX_IMAGE_PIXELS).
 PILLOW_PIXEL_BOUND = 2 * 89_478_485
+log = logging.getLogger("mobilenets")
 MAX_FILE_BYTES = 1 << 20  # a config file is a few kB; this bounds what YAML is asked to parse
 
 
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """Allowed values of a number: `low` <= value (< if `low_open`), likewise `high`."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def check(self, path, value):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"{path} must be a finite number, got {value}")
-        too_low = self.low is not None and (value <= self.low if self.low_open
-                                            else value < self.low)
-        too_high = self.high is not None and (value >= self.high if self.high_open
-                                              else value > self.high)
-        if too_low or too_high:
-            raise UserError(f"{path} must be {self.describe()}, got {value}")
-
-    def describe(self):
-        low, high = _number(self.low), _number(self.high)
-        if self.low is not None and self.high is None:
-            return f"{'>' if self.low_open else '>='} {low}"
-        if self.low is None and self.high is not None:
-            return f"{'<' if self.high_open else '<='} {high}"
-        if not (self.low_open or self.high_open):
-            return f"between {low} and {high}"
-        above = f"{'>' if self.low_open else '>='} {low}"
-        return f"{above} and {'<' if self.high_open else '<='} {high}"
+# Keys of the task section that moved into a task's own section: read there, with a warning.
+MOVED_TASK_KEYS = {**{key: "detection" for key in ("match_threshold", "focal_loss",
+                                                    "max_detections", "nms_iou_threshold")},
+                   **{key: "segmentation" for key in ("head", "output_stride", "aspp")}}
 
 
-def _number(value):
-    return str(int(value)) if value is not None and value == int(value) else f"{value}"
-
-
-POSITIVE = Range(0, low_open=True)
-NON_NEGATIVE = Range(0)
-FRACTION = Range(0, 1)
-SEED = Range(0, 2**31 - 1)
-
-
-def option(default, help, check=None):
-    """A config key: its default, one line saying what it means, and its `Range` if a number."""
-    factory = {"default_factory": lambda: type(default)(default)} if isinstance(
-        default, (list, dict)) else {"default": default}
-    return dataclasses.field(**factory, metadata={"help": help, "check": check})
-
-
-@dataclasses.dataclass
-class TaskConfig:
-    name: Literal["classification", "detection", "segmentation"] = option(
+@functools.cache
+def _task_config_class(sections):
+    fields = [("name", str, option(
         "classification", "what the model is trained to do: classification, detection "
-        "(SSDLite on the model's backbone; data.source scenes, coco or tfds) or segmentation "
-        "(a DeepLabv3 or LR-ASPP head; data.source scenes, masks or tfds)")
-    match_threshold: float = option(
-        0.5, "detection: the IoU at which an anchor is matched to an object (each object "
-        "also takes its best anchor)", Range(0, 1, low_open=True))
-    focal_loss: bool = option(
-        False, "detection: the sigmoid focal loss over every anchor (RetinaNet's) instead of "
-        "softmax cross-entropy with 3:1 hard negative mining (SSD's)")
-    max_detections: int = option(100, "detection: the most objects reported per image",
-                                 Range(1, 1000))
-    nms_iou_threshold: float = option(
-        0.6, "detection: non-maximum suppression drops a box overlapping a better one of its "
-        "class this much", Range(0, 1, low_open=True))
-    head: Literal["deeplab_v3", "lraspp"] = option(
-        "deeplab_v3", "segmentation: deeplab_v3 (the MobileNetV2 paper's light head: 1x1 conv "
-        "beside image pooling) or lraspp (the MobileNetV3 paper's, on stride-8 and stride-16 "
-        "maps)")
-    output_stride: Literal[8, 16] = option(
-        16, "segmentation, deeplab_v3: the backbone's output stride (its last blocks dilated "
-        "instead of strided); lraspp is always 16")
-    aspp: bool = option(False, "segmentation, deeplab_v3: add ASPP's three dilated 3x3 convs "
-                        "(the paper's Table 7 'ASPP' row)")
+        "(SSDLite on the model's backbone; data.source scenes, coco or tfds), segmentation "
+        "(a DeepLabv3 or LR-ASPP head; data.source scenes, masks or tfds), or a task a "
+        "program registered (tasks.register)"))]
+    fields += [(name, section, dataclasses.field(default_factory=section))
+               for name, section in sections]
+    return dataclasses.make_dataclass("TaskConfig", fields)
+
+
+def task_config_class():
+    """The task section's schema: `name`, and the section of each registered task that has one
+    (`Task.Config`: `task.detection.*`, `task.segmentation.*`)."""
+    from mobilenets import tasks
+
+    return _task_config_class(tuple((name, task.Config) for name, task in tasks.TASKS.items()
+                                    if task.Config is not None))
+
+
+TaskConfig = task_config_class()  # of the built-in tasks
 
 
 @dataclasses.dataclass
@@ -345,7 +310,7 @@ class QatConfig:
 
 @dataclasses.dataclass
 class Config:
-    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    task: object = dataclasses.field(default_factory=lambda: task_config_class()())
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -442,7 +407,7 @@ def apply_override(data, override):
 
 def from_dict(data):
     """Builds a checked `Config` from nested dicts (as read from YAML)."""
-    config = _build(Config, data, "")
+    config = _build(Config, _migrate(data), "")
     _check_model(config.model)
     if config.qat.enabled and config.train.ema_decay:
         raise UserError("train.ema_decay must be 0 with qat.enabled (QAT keeps no averages)")
@@ -467,38 +432,34 @@ def from_dict(data):
     return config
 
 
-TASK_SOURCES = {"classification": ("sample", "fashion_mnist", "folder", "tfds"),
-                "detection": ("scenes", "coco", "tfds"),
-                "segmentation": ("scenes", "masks", "tfds")}
-
-
 def _check_task(config):
-    """What the task needs of the other sections."""
-    task = config.task.name
-    if config.data.source not in TASK_SOURCES[task]:
-        raise UserError(f"data.source {config.data.source} is not a source of {task} data; "
-                        f"{task}'s: {', '.join(TASK_SOURCES[task])}")
-    if task == "classification":
-        return
-    refused = {"train.teacher": config.train.teacher,
-               "data.randaugment_ops": config.data.randaugment_ops,
-               "data.mixup_alpha": config.data.mixup_alpha,
-               "data.cutmix_alpha": config.data.cutmix_alpha}
-    for key, value in refused.items():
-        if value:
-            raise UserError(f"{key}: not available for {task} yet")
-    others = set(config.export.modes) - {"float32", "int8"}
-    if others:
-        raise UserError(f"export.modes: {task} exports float32 and int8 files, not "
-                        f"{', '.join(sorted(others))}")
-    if config.model.input_shape[2] != 3:
-        raise UserError(f"model.input_shape: {task} takes RGB images (3 channels), as Android's "
-                        "clients give them")
-    if task == "segmentation" and config.task.head == "lraspp":
-        if config.task.output_stride != 16:
-            raise UserError("task.output_stride: lraspp works at output stride 16")
-        if config.task.aspp:
-            raise UserError("task.aspp: ASPP is an option of deeplab_v3, not lraspp")
+    """A registered task, and what it needs of the other sections (`Task.check_config`)."""
+    from mobilenets import tasks
+
+    if config.task.name not in tasks.TASKS:
+        close = difflib.get_close_matches(config.task.name, list(tasks.TASKS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"task.name: unknown task {_clip(repr(config.task.name))}{hint}; "
+                        f"valid: {', '.join(tasks.TASKS)}")
+    problem = tasks.get(config.task).check_config(config)
+    if problem:
+        raise UserError(problem)
+
+
+def _migrate(data):
+    """`data` with the task keys that moved into a task's section read there, each with a
+    warning naming its new place."""
+    task = data.get("task")
+    if not isinstance(task, dict):
+        return data
+    for key in [k for k in task if k in MOVED_TASK_KEYS]:
+        section = MOVED_TASK_KEYS[key]
+        log.warning("config: task.%s is now task.%s.%s (read as such; write it there)", key,
+                    section, key)
+        moved = task.setdefault(section, {})
+        if isinstance(moved, dict):
+            moved.setdefault(key, task.pop(key))
+    return data
 
 
 def _check_fine_tuning(config):
@@ -524,14 +485,24 @@ def dump(config):
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-def fields(cls=Config, prefix=""):
-    """Yields (key path, dataclass field) of every key of the schema, in order."""
+def section_class(cls, name):
+    """The type of field `name` of the schema class `cls` (the task section's is built from
+    the registered tasks)."""
+    if cls is Config and name == "task":
+        return task_config_class()
+    return typing.get_type_hints(cls)[name]
+
+
+def fields(cls=Config, prefix="", types=False):
+    """Yields (key path, dataclass field) of every key of the schema, in order; with `types`,
+    (key path, field, its type)."""
     for field in dataclasses.fields(cls):
-        hint = typing.get_type_hints(cls)[field.name]
+        hint = section_class(cls, field.name)
         if dataclasses.is_dataclass(hint):
-            yield from fields(hint, f"{prefix}{field.name}.")
+            yield from fields(hint, f"{prefix}{field.name}.", types)
         else:
-            yield f"{prefix}{field.name}", field
+            yield (f"{prefix}{field.name}", field, hint) if types else (
+                f"{prefix}{field.name}", field)
 
 
 def _build(cls, data, prefix):
@@ -545,12 +516,11 @@ def _build(cls, data, prefix):
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             raise UserError(f"unknown config key {_clip(path)}{hint}; valid keys"
                             f"{' in ' + prefix[:-1] if prefix else ''}: {', '.join(fields_)}")
-    hints = typing.get_type_hints(cls)
     values = {}
     for name, field in fields_.items():
         if name not in data:
             continue
-        hint = hints[name]
+        hint = section_class(cls, name)
         path = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, data[name] or {}, f"{path}.")

@@ -50,7 +50,7 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
     if not task.evaluates_as_clients:
         warn_about_deployment(config.data)
     data = data_lib.load(config.data, seed=config.train.seed,
-                         channels=config.model.input_shape[2], task=task.name)
+                         channels=config.model.input_shape[2], labels=task.labels)
     num_classes = check_classes(config.model, data.class_names)
     previous = files.read_json(workdir / "metrics.json")
     if chief:

@@ -25,8 +25,8 @@ from mobilenets import config as config_lib  # noqa: E402
 OUTPUT = ROOT / "docs" / "configuration.md"
 
 SECTIONS = {
-    "task": "What the model is trained to do; the detection and segmentation keys apply to "
-            "those tasks only ([tasks.md](tasks.md)).",
+    "task": "What the model is trained to do, and each task's own section, `task.<task>.*`, "
+            "read when `name` is that task ([tasks.md](tasks.md)).",
     "model": "The network: family, width, input, classifier, and where its weights start "
              "([models.md](models.md)).",
     "data": "Where the images come from, how they are split, augmented and preprocessed "
@@ -85,7 +85,7 @@ def default(value):
 def render():
     lines = [HEADER.rstrip()]
     section = None
-    for path, field in config_lib.fields():
+    for path, field, hint in config_lib.fields(types=True):
         name, key = path.split(".", 1)
         if name != section:
             section = name
@@ -93,15 +93,10 @@ def render():
                       "| key | default | accepts | meaning |", "|---|---|---|---|"]
         value = (field.default if field.default_factory is dataclasses.MISSING
                  else field.default_factory())
-        hint = typing.get_type_hints(_owner(name))[key]
         meaning = field.metadata["help"].replace("|", "\\|")
         lines.append(f"| `{key}` | {default(value)} | {accepts(hint, field.metadata['check'])} "
                      f"| {meaning} |")
     return "\n".join(lines) + "\n"
-
-
-def _owner(section):
-    return typing.get_type_hints(config_lib.Config)[section]
 
 
 def main():

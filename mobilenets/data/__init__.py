@@ -24,24 +24,23 @@ LOADERS = {"sample": sources.load_sample, "fashion_mnist": sources.load_fashion_
            "scenes": annotated.load_scenes, "coco": annotated.load_coco,
            "masks": masks.load_mask_folder}
 SOURCES = tuple(LOADERS)
-# What each task trains on: a split's `kind` of labels.
-LABELS = {"classification": "classes", "detection": "objects", "segmentation": "masks"}
 DESCRIBED = {"classes": "classes", "objects": "objects (detection data)",
              "masks": "masks (segmentation data)"}
 
 
-def load(config, seed=0, splits=("train", "eval"), channels=3, task="classification"):
+def load(config, seed=0, splits=("train", "eval"), channels=3, labels="classes"):
     """Loads the splits (`"train"`, `"eval"`) of the source a `DataConfig` names; the splits
     not asked for are None (evaluating does not read the training images). Image files are
     checked by decoding them as a model of `channels` input channels will be fed. With
     `data.holdout`, the validation split is held out of the training one (seeded by
     `data.holdout_seed`, the same whatever the training seed). UserError if the labels are
-    not what `task` trains on (`LABELS`)."""
+    not of the kind `labels` ("classes", "objects" or "masks": the task's `Task.labels`).
+    """
     config = dataclasses.replace(config, dir=os.path.expanduser(config.dir),
                                  manual_dir=os.path.expanduser(config.manual_dir))
     loader = LOADERS[config.source]
     if config.source in ("scenes", "tfds"):  # scenes: objects or masks; tfds: classes or masks
-        loader = functools.partial(loader, masks=task == "segmentation")
+        loader = functools.partial(loader, masks=labels == "masks")
     data = loader(config, seed, set(splits), channels)
     limits = {"train": config.train_limit, "eval": config.eval_limit}
     for name in splits:
@@ -50,9 +49,9 @@ def load(config, seed=0, splits=("train", "eval"), channels=3, task="classificat
             kind = "training" if name == "train" else "evaluation"
             raise UserError(f"data: the {kind} split of {config.source} has no images")
         setattr(data, name, split)
-        if split.kind != LABELS[task]:
+        if split.kind != labels:
             raise UserError(f"data: {config.name or config.source} has {DESCRIBED[split.kind]}; "
-                            f"task.name is {task}")
+                            f"the task trains on {DESCRIBED[labels]}")
     if config.holdout and "train" in splits:
         data.train, data.validation = hold_out(data.train, config)
     return data

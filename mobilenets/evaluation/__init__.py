@@ -51,7 +51,7 @@ def evaluate(config, model_path, threads=1):
         input_shape, output_shape = model.input_shape, model.output_shape
     # A model of another shape is refused by check_model, after the data gives class names.
     data = data_lib.load(config.data, seed=config.train.seed, splits=("eval",),
-                         channels=1 if input_shape[-1] == 1 else 3, task=task.name)
+                         channels=1 if input_shape[-1] == 1 else 3, labels=task.labels)
     problem = task.check_model(input_shape, output_shape, data.class_names)
     if problem:
         raise UserError(f"--model {path} {problem}")

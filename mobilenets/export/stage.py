@@ -115,8 +115,9 @@ def to_tflite(task, model, mode, calibration, settings, qat=False):
     layers all stay int8."""
     quantized = mode in ("int8", "int16x8")
     model = task.served(model, bridge.api(model))
-    if task.to_tflite is not None:
-        return task.to_tflite(model, mode, calibration if quantized else None)
+    content = task.to_tflite(model, mode, calibration if quantized else None)
+    if content is not None:
+        return content
     return export_tflite(
         model, mode, calibration if quantized else None, int8_input=settings.int8_input,
         int8_output=settings.int8_output, rgb_input=settings.rgb_input,
@@ -140,7 +141,7 @@ def export_model(config, task, model_path, workdir=None, modes=None):
     runtime.setup(config.runtime, config.train)
     # A model of another shape is refused by check_model, after the data gives class names.
     data = data_lib.load(config.data, seed=config.train.seed,
-                         channels=1 if model.input_shape[-1] == 1 else 3, task=task.name)
+                         channels=1 if model.input_shape[-1] == 1 else 3, labels=task.labels)
     problem = task.check_model(model.input_shape, model.output_shape, data.class_names)
     if problem:
         raise UserError(f"--model {path} {problem}")

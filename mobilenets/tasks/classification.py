@@ -6,21 +6,24 @@ import numpy as np
 
 from mobilenets.models import registry
 from mobilenets.models.registry import build_backbone, build_model
+from mobilenets.tasks.base import Task
 
 
-class Classification:
-    """The classification task (see `tasks.Task` for what each member is for)."""
+class Classification(Task):
+    """Image classification (the members' contract: `tasks.base.Task`)."""
 
     name = "classification"
+    labels = "classes"
+    sources = ("sample", "fashion_mnist", "folder", "tfds")
     monitor, monitor_mode = "val_accuracy", "max"  # the Keras log entry of the best model
     headline = "top1"  # what export compares files by, in points
     report_keys = ("top1", "top5")
+    result_key = "top"
+    export_modes = ("float32", "float16", "dynamic_range", "int8", "int16x8")
     quantization_debugger = True  # export's per-layer error report works for its models
     evaluates_as_clients = False  # data.crop_fraction, data.small_images: pad differ from them
-    to_tflite = None  # the export stage's own converter (export.convert.export_tflite)
-
-    def __init__(self, config=None):
-        self.config = config
+    rgb_only = False  # gray models export to files taking RGB (export.rgb_input)
+    unsupported = {}
 
     def build_model(self, model_config, num_classes):
         """The configured classifier, taking [0, 255] pixels (normalization inside). Raises
@@ -31,13 +34,6 @@ class Classification:
         return build_model(model_config.name, alpha=model_config.alpha,
                            input_shape=tuple(model_config.input_shape), num_classes=num_classes,
                            include_preprocessing=True, padding=model_config.padding, **options)
-
-    def backbone_layers(self, model_config):
-        return backbone_layers(model_config)
-
-    def pretrained_part(self, model):
-        """What `model.weights` load into: the whole classifier."""
-        return model
 
     def examples(self, model, num_classes):
         """`transforms`' preprocessing; labels (int32) as one-hot vectors, for the loss and the
@@ -96,21 +92,29 @@ class Classification:
                     f"{len(class_names)}")
         return None
 
-    def served(self, model, api):
-        """The model the exported files are converted from: `model` itself."""
-        del api
-        return model
-
-    def file_outputs(self, outputs):
-        """A file's batch of outputs in the form `predictions` gives: as they are."""
-        return outputs
-
     def metadata(self, content, labels, name, description, version):
         """`content` (.tflite bytes) with image-classifier metadata and the labels packed in."""
         from mobilenets.tflite import metadata
 
         return metadata.add_metadata(content, labels=labels, name=name, description=description,
                                      version=version, author="mobilenets")
+
+    @classmethod
+    def recognizes(cls, input_shape, output_shapes):
+        """One output of class scores, [batch, classes]."""
+        return (isinstance(output_shapes, list) and len(output_shapes) == 1
+                and len(output_shapes[0]) == 2)
+
+    def predict(self, outputs, labels, top, image_path, masks_dir=None):
+        """The `top` classes of one image, most likely first."""
+        scores = np.asarray(outputs)[0]
+        order = np.argsort(-scores)[:top]
+        return {"image": str(image_path), "top": [
+            {"label": labels[i] if labels else str(i), "index": int(i),
+             "score": float(scores[i])} for i in order]}
+
+    def describe(self, result):
+        return ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["top"])
 
 
 def backbone_layers(model_config):

@@ -191,7 +191,10 @@ def segmenter_files(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("segmenter")
     keras.utils.set_random_seed(6)
-    task = tasks.get(TaskConfig(name="segmentation", head="lraspp"))
+    from mobilenets.tasks.segmentation.settings import SegmentationConfig
+
+    task = tasks.get(TaskConfig(name="segmentation",
+                                segmentation=SegmentationConfig(head="lraspp")))
     model = task.build_model(ModelConfig(name="mobilenet_v3_small", alpha=0.5,
                                          input_shape=[64, 64, 3]), 3)
     rng = np.random.default_rng(6)

@@ -2,22 +2,18 @@
 as targets, SSD's loss, COCO mAP of the detections, and files ending in
 TFLite_Detection_PostProcess with object-detector metadata."""
 
-import types
-
 import numpy as np
 import tensorflow as tf
 
 from mobilenets.data import box_transforms
 from mobilenets.data.pipeline import Examples, resized_whole
-from mobilenets.tasks.classification import backbone_layers, family_options
+from mobilenets.tasks.base import NO_RESULT, Task
+from mobilenets.tasks.classification import family_options
 from mobilenets.tasks.detection import anchors as anchor_lib
 from mobilenets.tasks.detection import export, losses, postprocess, ssdlite, targets
 from mobilenets.tasks.detection.evaluation import coco_map
+from mobilenets.tasks.detection.settings import DetectionConfig
 
-# The task section's detection settings when none is given (config.TaskConfig's defaults).
-DEFAULTS = types.SimpleNamespace(match_threshold=0.5, focal_loss=False,
-                                 max_detections=postprocess.MAX_DETECTIONS,
-                                 nms_iou_threshold=postprocess.IOU_THRESHOLD)
 # COCO's metrics take boxes in pixels: detections and truths are fractions of the image, scored
 # on images of this nominal size (mAP does not depend on it; only COCO's small / medium /
 # large split would, which is not reported).
@@ -27,18 +23,16 @@ NOMINAL_SIZE = 1000
 AGREEMENT_SCORE, AGREEMENT_IOU, AGREEMENT_FOUND = 0.5, 0.5, 0.25
 
 
-class Detection:
-    """The detection task (see `tasks` for what each member is for)."""
+class Detection(Task):
+    """Object detection (the members' contract: `tasks.base.Task`)."""
 
     name = "detection"
-    monitor, monitor_mode = "val_loss", "min"  # the best model: the least validation loss
+    labels = "objects"
+    sources = ("scenes", "coco", "tfds")
     headline = "map50"  # what export compares files by, in points
     report_keys = ("map", "map50", "map75")
-    quantization_debugger = False
-    evaluates_as_clients = True  # the whole image resized to the input, as Android's clients
-
-    def __init__(self, config=None):
-        self.config = config or DEFAULTS
+    result_key = "detections"
+    Config = DetectionConfig
 
     def build_model(self, model_config, num_classes):
         """SSDLite on the configured backbone, taking [0, 255] pixels. Raises ValueError for
@@ -49,9 +43,6 @@ class Detection:
                              input_shape=tuple(model_config.input_shape),
                              alpha=model_config.alpha, padding=model_config.padding,
                              **family_options(model_config))
-
-    def backbone_layers(self, model_config):
-        return backbone_layers(model_config)
 
     def examples(self, model, num_classes):
         """Training: SSD's box-aware augmentation, each image's objects matched to the
@@ -80,9 +71,6 @@ class Detection:
     def loss(self, api, train_config):
         del api, train_config  # plain functions: Keras 3 and tf_keras take them alike
         return losses.keras_losses(focal=self.config.focal_loss)
-
-    def metrics(self, api):
-        return []
 
     def predictions(self, model):
         """A function images -> (boxes, classes, scores, count): the model's detections, in the
@@ -158,15 +146,6 @@ class Detection:
         return "is not a detection model (SSDLite's boxes and classes, or a file ending in " \
                "TFLite_Detection_PostProcess)"
 
-    def served(self, model, api):
-        """The model the exported files are converted from: `model` itself."""
-        del api
-        return model
-
-    def file_outputs(self, outputs):
-        """A file's batch of outputs in the form `predictions` gives: as they are."""
-        return outputs
-
     def metadata(self, content, labels, name, description, version):
         from mobilenets.tflite import metadata
 
@@ -183,6 +162,38 @@ class Detection:
     def pretrained_part(self, model):
         """What `model.weights` (a classifier's) load into: SSDLite's backbone."""
         return ssdlite.backbone_part(model)
+
+    @classmethod
+    def recognizes(cls, input_shape, output_shapes):
+        """A file's four TFLite_Detection_PostProcess outputs, or SSDLite's box codes and
+        class logits by name."""
+        if isinstance(output_shapes, dict):
+            return set(output_shapes) == {"boxes", "classes"}
+        return len(output_shapes) == 4
+
+    def keras_runner(self, model):
+        detect = self.predictions(model)
+        return lambda batch: [np.asarray(o) for o in detect(batch)]
+
+    def classes_of(self, output_shapes):
+        """A Keras SSDLite's classes (its logits count the background too); a file's: unknown."""
+        if isinstance(output_shapes, dict):
+            return int(output_shapes["classes"][-1]) - 1
+        return None
+
+    def predict(self, outputs, labels, top, image_path, masks_dir=None):
+        """The `top` best detections of one image, boxes as [ymin, xmin, ymax, xmax]
+        fractions of it."""
+        boxes, classes, scores, count = (np.asarray(o)[0] for o in outputs)
+        found = min(int(np.asarray(count).reshape(-1)[0]), top)
+        return {"image": str(image_path), "detections": [
+            {"label": labels[int(classes[i])] if labels else str(int(classes[i])),
+             "index": int(classes[i]), "score": float(scores[i]),
+             "box": [round(float(v), 4) for v in boxes[i]]} for i in range(found)]}
+
+    def describe(self, result):
+        return ", ".join(f"{d['label']} {d['score']:.3f} at {d['box']}"
+                         for d in result["detections"]) or NO_RESULT
 
 
 def objects_as_they_are(objects):

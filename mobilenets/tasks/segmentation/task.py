@@ -3,34 +3,33 @@ masks moved with their images, per-pixel cross-entropy over the labelled pixels,
 predicted masks, and files whose per-pixel class probabilities MediaPipe Tasks' ImageSegmenter
 reads (image-segmenter metadata)."""
 
-import types
+import io
+import pathlib
 
 import numpy as np
 import tensorflow as tf
 
 from mobilenets.data import mask_transforms
 from mobilenets.data.pipeline import Examples, resized_whole
-from mobilenets.tasks.classification import backbone_layers, family_options
+from mobilenets.tasks.base import Task
+from mobilenets.tasks.classification import family_options
 from mobilenets.tasks.segmentation import evaluation, heads, losses
+from mobilenets.tasks.segmentation.settings import SegmentationConfig
 
-# The task section's segmentation settings when none is given (config.TaskConfig's defaults).
-DEFAULTS = types.SimpleNamespace(head="deeplab_v3", output_stride=16, aspp=False)
 # The layer each head's backbone part ends before (what a classifier's weights load into).
 HEAD_STARTS = {"deeplab_v3": "aspp_1x1_conv", "lraspp": "lraspp_project_conv"}
 
 
-class Segmentation:
-    """The segmentation task (see `tasks` for what each member is for)."""
+class Segmentation(Task):
+    """Semantic segmentation (the members' contract: `tasks.base.Task`)."""
 
     name = "segmentation"
-    monitor, monitor_mode = "val_loss", "min"  # the best model: the least validation loss
+    labels = "masks"
+    sources = ("scenes", "masks", "tfds")
     headline = "miou"  # what export compares files by, in points
     report_keys = ("miou", "pixel_accuracy")
-    quantization_debugger = False
-    evaluates_as_clients = True  # the whole image resized to the input, as Android's clients
-
-    def __init__(self, config=None):
-        self.config = config or DEFAULTS
+    result_key = "classes"
+    Config = SegmentationConfig
 
     def build_model(self, model_config, num_classes):
         """The configured head on the configured backbone: per-pixel class logits at the input
@@ -45,9 +44,6 @@ class Segmentation:
         return heads.deeplab_v3(model_config.name, num_classes,
                                 output_stride=self.config.output_stride, aspp=self.config.aspp,
                                 **options)
-
-    def backbone_layers(self, model_config):
-        return backbone_layers(model_config)
 
     def pretrained_part(self, model):
         """What `model.weights` (a classifier's) load into: the backbone, up to the map the
@@ -131,7 +127,51 @@ class Segmentation:
                                                   description=description, version=version,
                                                   author="mobilenets")
 
-    to_tflite = None  # the export stage's own converter, of the `served` model
+    def check_config(self, config):
+        problem = super().check_config(config)
+        if problem or self.config.head != "lraspp":
+            return problem
+        if self.config.output_stride != 16:
+            return "task.segmentation.output_stride: lraspp works at output stride 16"
+        if self.config.aspp:
+            return "task.segmentation.aspp: ASPP is an option of deeplab_v3, not lraspp"
+        return None
+
+    @classmethod
+    def recognizes(cls, input_shape, output_shapes):
+        """One output of per-pixel class scores, [batch, height, width, classes]."""
+        return (isinstance(output_shapes, list) and len(output_shapes) == 1
+                and len(output_shapes[0]) == 4)
+
+    def predict(self, outputs, labels, top, image_path, masks_dir=None):
+        """The `top` classes of one image by the share of pixels they take; with `masks_dir`
+        its mask of class indices, at the image's size, written there as
+        `<image name>.mask.png` ("mask": its path)."""
+        from PIL import Image
+
+        from mobilenets import files
+
+        scores = np.asarray(outputs)[0]
+        mask = scores.argmax(axis=-1).astype(np.uint8)
+        counts = np.bincount(mask.ravel(), minlength=scores.shape[-1])
+        order = [int(i) for i in np.argsort(-counts, kind="stable")[:top] if counts[i]]
+        result = {"image": str(image_path), "classes": [
+            {"label": labels[i] if labels else str(i), "index": i,
+             "fraction": round(float(counts[i] / mask.size), 4)} for i in order]}
+        if masks_dir:
+            with Image.open(image_path) as original:
+                size = original.size
+            out = pathlib.Path(masks_dir) / f"{pathlib.Path(image_path).name}.mask.png"
+            encoded = io.BytesIO()
+            Image.fromarray(mask).resize(size, Image.NEAREST).save(encoded, "PNG")
+            files.write_bytes(out, encoded.getvalue())
+            result["mask"] = str(out)
+        return result
+
+    def describe(self, result):
+        line = ", ".join(f"{c['label']} {100 * c['fraction']:.1f}% of pixels"
+                         for c in result["classes"])
+        return line + (f" (mask: {result['mask']})" if "mask" in result else "")
 
     def served(self, model, api):
         """The model the exported files are converted from: `model` with a softmax over its

@@ -26,8 +26,8 @@ SCENES = DataConfig(source="scenes", scene_size=64, train_scenes=40, eval_scenes
 
 
 def test_scenes_source_gives_padded_objects_inside_the_image_the_same_every_time():
-    first = data_lib.load(SCENES, task="detection")
-    second = data_lib.load(SCENES, task="detection")
+    first = data_lib.load(SCENES, labels="objects")
+    second = data_lib.load(SCENES, labels="objects")
     assert first.train.arrays.shape == (40, 64, 64, 3) and first.eval.arrays.shape[0] == 12
     objects = first.train.labels
     assert objects.ndim == 3 and objects.shape[2] == 5
@@ -43,7 +43,7 @@ def test_scenes_source_gives_padded_objects_inside_the_image_the_same_every_time
 
 
 def test_scenes_hold_out_a_validation_split():
-    data = data_lib.load(dataclasses.replace(SCENES, holdout=10), task="detection")
+    data = data_lib.load(dataclasses.replace(SCENES, holdout=10), labels="objects")
     assert len(data.train) == 30 and len(data.validation) == 10
 
 
@@ -57,7 +57,7 @@ def write_coco_folder(root, count=6, seed=0):
 
 def test_coco_source_reads_a_folder_per_split(tmp_path):
     write_coco_folder(tmp_path)
-    data = data_lib.load(DataConfig(source="coco", dir=str(tmp_path)), task="detection")
+    data = data_lib.load(DataConfig(source="coco", dir=str(tmp_path)), labels="objects")
     assert data.class_names == ["a", "b", "c", "d"]
     assert len(data.train) == 6 and len(data.eval) == 3
     annotation = json.loads((tmp_path / "train/instances.json").read_text())
@@ -73,11 +73,11 @@ def test_coco_source_reads_a_folder_per_split(tmp_path):
 def test_coco_source_skips_a_corrupt_image_and_its_objects(tmp_path, caplog):
     write_coco_folder(tmp_path)
     (tmp_path / "train/images/000002.png").write_bytes(b"not a png")
-    data = data_lib.load(DataConfig(source="coco", dir=str(tmp_path)), task="detection")
+    data = data_lib.load(DataConfig(source="coco", dir=str(tmp_path)), labels="objects")
     assert len(data.train) == 5 and "000002.png" in caplog.text
     with pytest.raises(UserError, match="000002.png is corrupt"):
         data_lib.load(DataConfig(source="coco", dir=str(tmp_path), corrupt_images="error"),
-                      task="detection")
+                      labels="objects")
 
 
 def test_a_bad_annotation_file_stops_the_run_with_exit_2_naming_the_entry(tmp_path, capsys):
@@ -132,19 +132,19 @@ def test_tfds_source_gives_objects_without_crowd_regions_or_difficult_ones(tmp_p
     builder = tiny_objects_builder()(data_dir=str(tmp_path))
     builder.download_and_prepare()
     config = DataConfig(source="tfds", name=builder.name, dir=str(tmp_path))
-    data = data_lib.load(config, task="detection")
+    data = data_lib.load(config, labels="objects")
     assert data.class_names == ["x", "y"] and (len(data.train), len(data.eval)) == (6, 2)
     labels = data.train.labels
     assert labels.shape == (6, 1, 5)  # crowd and difficult boxes left out
     np.testing.assert_allclose(labels[:, 0, :4], [[0.1, 0.2, 0.5, 0.6]] * 6, atol=1e-6)
     np.testing.assert_array_equal(sorted(labels[:, 0, 4]), [0, 0, 0, 1, 1, 1])
-    streamed = data_lib.load(dataclasses.replace(config, cache=False), task="detection").train
+    streamed = data_lib.load(dataclasses.replace(config, cache=False), labels="objects").train
     rows = np.stack([objects.numpy() for _, objects in streamed.ordered(3)])
     assert rows.shape == (6, data_lib.sources.MAX_STREAMED_OBJECTS, 5)
     np.testing.assert_allclose(rows[:, 0], labels[:, 0], atol=1e-6)  # the kept one, then padding
     assert (rows[:, 1:] == -1).all()
-    with pytest.raises(UserError, match="has objects .detection data.; task.name is "
-                                        "classification"):
+    with pytest.raises(UserError, match="has objects .detection data.; the task trains on "
+                                        "classes"):
         data_lib.load(config)
 
 
@@ -282,13 +282,14 @@ def test_scores_and_agreement_on_known_detections():
     assert task.scores(wrong_class, truths, ["a", "b", "c"])["map50"] == pytest.approx(0.5)
 
 
-def test_the_tasks_own_defaults_are_the_configs():
+def test_the_detection_section_is_the_tasks_own():
     from mobilenets.config import TaskConfig
-    from mobilenets.tasks.detection.task import DEFAULTS
+    from mobilenets.tasks.detection.settings import DetectionConfig
 
-    configured = TaskConfig(name="detection")
-    for key, value in vars(DEFAULTS).items():
-        assert getattr(configured, key) == value, key
+    configured = tasks.get(TaskConfig(name="detection",
+                                      detection=DetectionConfig(max_detections=7)))
+    assert configured.config.max_detections == 7
+    assert tasks.get("detection").config == DetectionConfig()
 
 
 def test_the_best_model_is_the_lowest_validation_loss(tmp_path):
@@ -346,7 +347,7 @@ def test_detection_trains_evaluates_exports_predicts_and_resumes_from_the_cli(tm
     assert (workdir / "export/model_float32.tflite.detections.png").is_file()
     assert Image.open(workdir / "eval.detections.png").size[0] > 100
     scene = data_lib.load(dataclasses.replace(SCENES, train_scenes=1), splits=("eval",),
-                          task="detection").eval.arrays[0]
+                          labels="objects").eval.arrays[0]
     Image.fromarray(scene).save(tmp_path / "scene.png")
     found = {}
     for model in ("model.keras", "export/model_float32.tflite", "export/model_int8.tflite"):
@@ -406,7 +407,7 @@ def test_qat_trains_ssdlite_into_an_int8_file_that_detects_as_the_qat_model(tmp_
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scored["map50"] == report["float"]["map50"]
     scene = data_lib.load(dataclasses.replace(SCENES, train_scenes=1), splits=("eval",),
-                          task="detection").eval.arrays[0]
+                          labels="objects").eval.arrays[0]
     Image.fromarray(scene).save(tmp_path / "scene.png")
     found = {}
     for model in ("model_qat.h5", "export/model_qat_int8.tflite"):

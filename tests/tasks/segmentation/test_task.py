@@ -21,14 +21,14 @@ from mobilenets.config import DataConfig, TaskConfig
 from mobilenets.data import pipeline, scenes
 from mobilenets.errors import UserError
 from mobilenets.tasks.segmentation import losses
-from mobilenets.tasks.segmentation.task import DEFAULTS
+from mobilenets.tasks.segmentation.settings import SegmentationConfig
 from tests.tasks.scenes_run import ONE_EPOCH
 
 SCENES = DataConfig(source="scenes", scene_size=64, train_scenes=24, eval_scenes=8)
 
 
 def test_scenes_give_each_items_pixels_as_its_mask():
-    data = data_lib.load(SCENES, task="segmentation")
+    data = data_lib.load(SCENES, labels="masks")
     assert data.class_names[0] == "background" and data.class_names[1] == "t-shirt/top"
     assert len(data.class_names) == 11
     masks, images = data.train.labels, data.train.arrays
@@ -37,7 +37,7 @@ def test_scenes_give_each_items_pixels_as_its_mask():
     assert masks.max() <= 10 and (masks > 0).any()
     # an item's pixels are brighter than the canvas' noise could make alone
     assert (images[..., 0][masks > 0] > scenes.VISIBLE).all()
-    detection = data_lib.load(SCENES, task="detection")  # the same scenes, with objects
+    detection = data_lib.load(SCENES, labels="objects")  # the same scenes, with objects
     np.testing.assert_array_equal(detection.train.arrays, images)
     for mask, objects in zip(masks, detection.train.labels):
         kept = objects[objects[:, 4] >= 0]
@@ -65,14 +65,14 @@ def write_mask_folder(root, split="train", count=4, size=(40, 30), classes=3):
 def test_mask_folder_source_reads_images_with_their_masks(tmp_path):
     written = write_mask_folder(tmp_path)
     write_mask_folder(tmp_path, "test", count=2)
-    data = data_lib.load(DataConfig(source="masks", dir=str(tmp_path)), task="segmentation")
+    data = data_lib.load(DataConfig(source="masks", dir=str(tmp_path)), labels="masks")
     assert data.class_names == ["class0", "class1", "class2"]
     assert len(data.train) == 4 and len(data.eval) == 2 and data.train.kind == "masks"
     for index, (image, mask) in enumerate(data.train.ordered(3)):
         np.testing.assert_array_equal(mask.numpy()[..., 0], written[index])
         assert image.shape == (30, 40, 3)
     held = data_lib.load(DataConfig(source="masks", dir=str(tmp_path), holdout=1),
-                         task="segmentation")
+                         labels="masks")
     assert len(held.train) == 3 and len(held.validation) == 1
 
 
@@ -80,7 +80,7 @@ def test_a_corrupt_image_is_skipped_with_its_mask(tmp_path, caplog):
     written = write_mask_folder(tmp_path)
     (tmp_path / "train/images/1.png").write_bytes(b"not a png")
     data = data_lib.load(DataConfig(source="masks", dir=str(tmp_path)), splits=("train",),
-                         task="segmentation")
+                         labels="masks")
     assert len(data.train) == 3 and "1.png" in caplog.text
     for (_, mask), expected in zip(data.train.ordered(3), [written[0], *written[2:]]):
         np.testing.assert_array_equal(mask.numpy()[..., 0], expected)
@@ -100,13 +100,13 @@ def test_voc_layout_reads_palette_masks_as_class_indices(tmp_path):
         tmp_path / "JPEGImages/2007_000001.jpg")
     (tmp_path / "ImageSets/Segmentation/train.txt").write_text("2007_000001\n")
     data = data_lib.load(DataConfig(source="masks", dir=str(tmp_path)), splits=("train",),
-                         task="segmentation")
+                         labels="masks")
     assert len(data.class_names) == 21 and data.class_names[15] == "person"
     (image, decoded), = data.train.ordered(3)
     np.testing.assert_array_equal(decoded.numpy()[..., 0], mask)  # indices, not colours
     with pytest.raises(UserError, match="val.txt not found; the splits listed there: train"):
         data_lib.load(DataConfig(source="masks", dir=str(tmp_path), eval_split="val"),
-                      splits=("eval",), task="segmentation")
+                      splits=("eval",), labels="masks")
 
 
 @functools.cache
@@ -147,7 +147,7 @@ def test_tfds_source_gives_the_datasets_masks(tmp_path, cache):
     builder.download_and_prepare()
     config = DataConfig(source="tfds", name=builder.name, dir=str(tmp_path), cache=cache,
                         mask_classes=["none", "pet", "background"])
-    data = data_lib.load(config, task="segmentation")
+    data = data_lib.load(config, labels="masks")
     assert data.class_names == ["none", "pet", "background"] and len(data.train) == 4
     assert data.train.kind == "masks"
     masks = sorted((mask.numpy().tobytes() for _, mask in data.train.ordered(3)))
@@ -160,7 +160,7 @@ def test_tfds_source_gives_the_datasets_masks(tmp_path, cache):
     classes = data_lib.load(DataConfig(source="tfds", name=builder.name, dir=str(tmp_path)))
     assert classes.class_names == ["cat", "dog"]  # the same dataset, classified
     with pytest.raises(UserError, match="data.mask_classes: name the classes"):
-        data_lib.load(dataclasses.replace(config, mask_classes=[]), task="segmentation")
+        data_lib.load(dataclasses.replace(config, mask_classes=[]), labels="masks")
 
 
 def segmentation_config(tmp_path, data_dir, extra=""):
@@ -197,29 +197,32 @@ def test_a_bad_mask_stops_the_run_with_exit_2_naming_the_file(tmp_path, capsys, 
      "data.mixup_alpha: not available for segmentation"),
     ({"data": {"source": "scenes"}, "export": {"modes": ["float16"]}},
      "export.modes: segmentation exports float32 and int8 files, not float16"),
-    ({"data": {"source": "scenes"}, "task": {"name": "segmentation", "output_stride": 4}},
-     r"task.output_stride: 4 \(int\) is not one of 8, 16"),
+    ({"data": {"source": "scenes"},
+      "task": {"name": "segmentation", "segmentation": {"output_stride": 4}}},
+     r"task.segmentation.output_stride: 4 \(int\) is not one of 8, 16"),
+    ({"data": {"source": "scenes"},
+      "task": {"name": "segmentation", "segmentation": {"head": "lraspp", "output_stride": 8}}},
+     "task.segmentation.output_stride: lraspp works at output stride 16"),
     ({"data": {"source": "scenes"}, "task": {"name": "segmentation", "head": "lraspp",
-                                             "output_stride": 8}},
-     "task.output_stride: lraspp works at output stride 16"),
-    ({"data": {"source": "scenes"}, "task": {"name": "segmentation", "head": "lraspp",
-                                             "aspp": True}},
-     "task.aspp: ASPP is an option of deeplab_v3, not lraspp"),
+                                             "aspp": True}},  # the keys' old place: moved
+     "task.segmentation.aspp: ASPP is an option of deeplab_v3, not lraspp"),
 ])
 def test_config_refuses_what_segmentation_cannot_do(change, message):
     with pytest.raises(UserError, match=message):
         config_lib.from_dict({"task": {"name": "segmentation"}, **change})
 
 
-def test_the_tasks_own_defaults_are_the_configs():
-    configured = TaskConfig(name="segmentation")
-    for key, value in vars(DEFAULTS).items():
-        assert getattr(configured, key) == value, key
+def test_old_task_keys_are_read_in_the_tasks_section_with_a_warning(caplog):
+    config = config_lib.from_dict({"task": {"name": "segmentation", "head": "lraspp"},
+                                   "data": {"source": "scenes"}})
+    assert config.task.segmentation.head == "lraspp"
+    assert "task.head is now task.segmentation.head" in caplog.text
+    assert tasks.get(config.task).config.head == "lraspp"
 
 
 def test_a_classification_source_is_refused_for_segmentation():
-    with pytest.raises(UserError, match="sample has classes; task.name is segmentation"):
-        data_lib.load(DataConfig(source="sample"), task="segmentation")
+    with pytest.raises(UserError, match="sample has classes; the task trains on masks"):
+        data_lib.load(DataConfig(source="sample"), labels="masks")
 
 
 @pytest.mark.parametrize("augment", ["flip_crop", "flip", "none"])
@@ -308,7 +311,8 @@ def test_imagenet_weights_start_the_backbone(tmp_path, head, name, options):
     served = reference(name, options, include_top=False)
     path = tmp_path / "no_top.h5"
     save_legacy_h5(served, path)
-    task = tasks.get(TaskConfig(name="segmentation", head=head))
+    task = tasks.get(TaskConfig(name="segmentation",
+                                segmentation=SegmentationConfig(head=head)))
     config = ModelConfig(name=name, input_shape=[64, 64, 3], weights=str(path), **options)
     tf.keras.utils.set_random_seed(2)
     fresh = experiment.build(task, dataclasses.replace(config, weights=None), 5)
@@ -398,7 +402,7 @@ def test_segmentation_trains_evaluates_exports_predicts_and_resumes_from_the_cli
     assert exported["model_float32.tflite"]["miou"] == pytest.approx(
         report["files"]["model_float32.tflite"]["miou"])
     scene = data_lib.load(dataclasses.replace(SCENES, train_scenes=1), splits=("eval",),
-                          task="segmentation").eval.arrays[0]
+                          labels="masks").eval.arrays[0]
     Image.fromarray(scene).resize((80, 70)).save(tmp_path / "scene.png")
     for model in ("model.keras", "export/model_float32.tflite"):
         capsys.readouterr()
