@@ -93,7 +93,7 @@ def applications(size, steps, library, precision="float32", xla=False):
     y = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, BATCH * (steps + 1))])
     timer = Throughput(BATCH)  # the callback that times our loop, so all are timed alike
     if library is not keras:
-        from mobilenets.quantization.bridge import callbacks
+        from mobilenets.keras2 import callbacks
         hooks = callbacks(model, [timer])
     else:
         hooks = [timer]

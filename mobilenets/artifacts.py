@@ -5,6 +5,7 @@ starting a model from another one's weights (`model.init_from`). `.tflite` files
 Errors name the option or key that gave the path (`--model`, `model.init_from`).
 """
 
+import dataclasses
 import logging
 import pathlib
 
@@ -22,9 +23,32 @@ log = logging.getLogger("mobilenets")
 KERAS_SUFFIXES = (".keras", ".h5")
 
 
-def load_model(path, option="--model"):
-    """Loads a `.keras` model, or the `.h5` tf_keras model of a QAT run; UserError if it
-    cannot (`option` names the flag or key that gave the path)."""
+FLOAT, QAT = "float", "qat"
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """A trained model and its kind, decided once, where the model is made (training) or
+    loaded (its file's format), and carried to export: "float", a Keras 3 model; "qat", a
+    quantization-aware tf_keras model. (A multi-worker run trains a tf_keras twin, but copies
+    it back into its Keras 3 model before the model leaves training: a float artifact.)"""
+
+    model: object
+    kind: str = FLOAT
+
+    @property
+    def file_name(self):
+        """The run directory's name of the final model of this kind."""
+        return "model_qat.h5" if self.kind == QAT else "model.keras"
+
+    def export_names(self, modes):
+        """The files it exports for `export.modes`: a QAT model's int8 file only."""
+        return ["qat_int8"] if self.kind == QAT else list(modes)
+
+
+def load(path, option="--model"):
+    """The `Artifact` of a `.keras` model, or of the `.h5` tf_keras model of a QAT run;
+    UserError if it cannot be loaded (`option` names the flag or key that gave the path)."""
     path = pathlib.Path(path)
     if path.suffix not in KERAS_SUFFIXES:
         raise UserError(f"{option} {path}: expected a .keras file (or the .h5 of a QAT run)")
@@ -34,10 +58,15 @@ def load_model(path, option="--model"):
         if path.suffix == ".h5":
             from mobilenets.quantization import qat
 
-            return qat.load_model(path)
-        return keras.models.load_model(path, compile=False)
+            return Artifact(qat.load_model(path), QAT)
+        return Artifact(keras.models.load_model(path, compile=False))
     except Exception as error:  # noqa: BLE001 - unreadable or foreign file
         raise UserError(f"{option} {path}: cannot load it as a Keras model ({error})") from None
+
+
+def load_model(path, option="--model"):
+    """The model of a `.keras` file, or of a QAT run's `.h5` (`load`'s, without its kind)."""
+    return load(path, option).model
 
 
 def save(model, path):
@@ -79,12 +108,12 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def save_final(model, folder, quantized=False):
-    """Writes the final model of a run atomically: `model.keras`, or a QAT run's tf_keras
-    `model_qat.h5`. Returns its path."""
-    path = pathlib.Path(folder) / ("model_qat.h5" if quantized else "model.keras")
+def save_final(artifact, folder):
+    """Writes the final model of a run (an `Artifact`) atomically: `model.keras`, or a QAT
+    run's tf_keras `model_qat.h5`. Returns its path."""
+    path = pathlib.Path(folder) / artifact.file_name
     with files.atomic_path(path) as tmp:
-        save(model, tmp)
+        save(artifact.model, tmp)
     return path
 
 

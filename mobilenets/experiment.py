@@ -65,13 +65,13 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
                               chief=chief, workers=workers)
     except CheckpointMismatch as error:
         raise UserError(str(error)) from None
-    artifacts.save_final(trained.model, scratch or workdir, trained.quantized)
+    artifacts.save_final(trained.artifact, scratch or workdir)
     if not chief:
         log.info("worker %d done; its final model is in %s (the chief writes %s)",
                  worker_index, scratch, workdir)
         return {"top1": None, "top5": None, "train_images_per_sec": trained.images_per_second}
 
-    metrics, examples = score_model(trained.model, task, data.eval, data.class_names,
+    metrics, examples = score_model(trained.artifact.model, task, data.eval, data.class_names,
                                     config.data, trained.batch)
     metrics.update(
         train_images_per_sec=(trained.images_per_second
@@ -85,7 +85,7 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
         skipped_images=trained.skipped_images,
         sessions=files.read_json(workdir / "sessions.json").get("sessions", []))
     if data.validation is not None:  # the held-out images, what the best model was picked by
-        held, _ = score_model(trained.model, task, data.validation, data.class_names,
+        held, _ = score_model(trained.artifact.model, task, data.validation, data.class_names,
                               config.data, trained.batch)
         metrics["validation"] = {key: held[key] for key in (*task.report_keys, "loss", "images")
                                  if key in held}
@@ -96,8 +96,7 @@ def _train(config, workdir, strategy, workers, worker_index, chief):
     task.plot(metrics, data.class_names, workdir / "eval", examples)
     log.info("%s on %d images", task.summary(metrics), len(data.eval))
     if config.export.modes:
-        export_stage.run(trained.model, config, task, data, workdir,
-                         modes=["qat_int8"] if config.qat.enabled else config.export.modes)
+        export_stage.run(trained.artifact, config, task, data, workdir)
     return metrics
 
 

@@ -39,7 +39,7 @@ def _converter(model):
 
 
 def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
-                  int8_output="float32", float_layers=(), rgb_input=False):
+                  int8_output="float32", float_layers=(), rgb_input=False, qat=None):
     """Converts a Keras model to TFLite bytes, with a `serving_default` signature whose input
     is `image` and whose outputs are named after the model's.
 
@@ -62,13 +62,15 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         same partition.
       rgb_input: a model of 1 input channel becomes a file taking RGB pixels, computing the
         model on their luma (`export.rgb`); `representative_dataset` then yields RGB images.
+      qat: whether `model` is a quantization-aware (tfmot) model, as its `artifacts.Artifact`
+        says; None: told from its layers (`is_qat`), for a model handed in directly.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     int8_input = int8_input or "uint8"
     pixels = mode == "int8" and int8_input == "uint8" and takes_pixels(model)
     quantized = mode in ("int8", "int16x8")
-    qat_model = is_qat(model)
+    qat_model = is_qat(model) if qat is None else qat
     if quantized and representative_dataset is None and not qat_model:
         raise ValueError(f"{mode} export needs a representative_dataset")
     if qat_model and int8_output != "float32":
@@ -84,9 +86,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     output_names = [name.removeprefix("quant_") for name in model.output_names]
     if rgb_input and model.input_shape[-1] == 1:
         if qat_model:
-            from mobilenets.quantization import bridge
+            from mobilenets import keras2
 
-            model = bridge.rgb_wrapper(model, rgb.LUMA)
+            model = keras2.rgb_wrapper(model, rgb.LUMA)
         else:
             model = rgb.rgb_model(model)
     if mode in FLOAT_ACTIVATIONS and not qat_model:

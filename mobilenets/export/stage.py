@@ -1,19 +1,17 @@
 """The export stage: writes every `export.modes` file of a model, verifies each in LiteRT on the
 evaluation split against the Keras model, and reports (`export/report.json`)."""
 
-import dataclasses
 import logging
 import pathlib
 
 import numpy as np
 
-from mobilenets import artifacts, files, inference, runtime
+from mobilenets import artifacts, files, inference, keras2, runtime
 from mobilenets import data as data_lib
 from mobilenets.data import pipeline
 from mobilenets.errors import ExportCheckFailed, ExportOptionError, UserError
 from mobilenets.export import quant_debug
 from mobilenets.export.convert import MODES, export_tflite, quantization_report
-from mobilenets.quantization import bridge
 from mobilenets.tflite import xnnpack
 from mobilenets.tflite.runner import TFLiteModel, runs_apart
 from mobilenets.version import __version__
@@ -21,9 +19,9 @@ from mobilenets.version import __version__
 log = logging.getLogger("mobilenets")
 
 
-def run(model, config, task, data, workdir, modes=None):
-    """Writes, verifies and reports every `export.modes` file of `model` into
-    `<workdir>/export/`.
+def run(artifact, config, task, data, workdir, modes=None):
+    """Writes, verifies and reports every `export.modes` file of the model of `artifact` (an
+    `artifacts.Artifact`) into `<workdir>/export/`.
 
     Every file is calibrated and verified as Android's clients will feed it: the whole image
     resized to the input (`pipeline.client_dataset`), and, with `export.rgb_input`, RGB pixels
@@ -33,9 +31,10 @@ def run(model, config, task, data, workdir, modes=None):
     kernels). Raises ExportCheckFailed if a file loses more than `export.max_drop` points of
     the task's `headline` score (top-1; detection: mAP@.5); a quantized file that does gets a
     per-layer error report (`export/debug_<mode>.csv`, classification), as every one does with
-    `export.debug`. `modes` defaults to
-    `export.modes`; "qat_int8" is the int8 file of a QAT model.
+    `export.debug`. `modes` defaults to what the artifact exports of `export.modes`
+    (`Artifact.export_names`: a QAT model's int8 file is "qat_int8").
     """
+    model, qat = artifact.model, artifact.kind == artifacts.QAT
     settings = config.export
     folder = pathlib.Path(workdir) / "export"
     shape = tuple(model.input_shape[1:])
@@ -50,19 +49,19 @@ def run(model, config, task, data, workdir, modes=None):
     files.write_text(folder / "labels.txt", "\n".join(data.class_names) + "\n")
     headline = task.headline
     report = {"float": {key: keras_scores[key] for key in task.report_keys},
-              "keras_model": "model_qat.h5" if config.qat.enabled else "model.keras",
+              "keras_model": artifact.file_name,
               "images": len(evaluation_split),
               "preprocessing": f"as Android's clients: the whole image resized to "
                                f"{shape[0]}x{shape[1]}, {'RGB' if file_shape[2] == 3 else 'gray'} "
                                "pixels in [0, 255]",
               "files": {}}
     failures = []
-    for name in modes or settings.modes:
+    for name in modes or artifact.export_names(settings.modes):
         log.info("exporting %s", name)
-        mode = name.removeprefix("qat_")
+        mode = "int8" if qat else name
         quantized = mode in ("int8", "int16x8")
         try:
-            content = to_tflite(task, model, mode, calibration, settings, qat=name != mode)
+            content = to_tflite(task, model, mode, calibration, settings, qat=qat)
         except ExportOptionError as error:
             raise UserError(str(error)) from None
         if settings.metadata:
@@ -93,7 +92,7 @@ def run(model, config, task, data, workdir, modes=None):
                  f"{entry['builtin_kernels']['agreement_with_xnnpack']:.4f} agreement with "
                  "XNNPACK" if "builtin_kernels" in entry else "")
         failed = entry["drop"] > settings.max_drop
-        if (quantized and name == mode and task.quantization_debugger
+        if (quantized and not qat and task.quantization_debugger
                 and (failed or settings.debug)):
             entry["debug_report"] = write_debug_report(model, mode, calibration, settings,
                                                        folder / f"debug_{name}.csv")
@@ -114,14 +113,14 @@ def to_tflite(task, model, mode, calibration, settings, qat=False):
     `convert.export_tflite` with the `export` section's options (`settings`); a `qat` model's
     layers all stay int8."""
     quantized = mode in ("int8", "int16x8")
-    model = task.served(model, bridge.api(model))
+    model = task.served(model, keras2.api(model))
     content = task.to_tflite(model, mode, calibration if quantized else None)
     if content is not None:
         return content
     return export_tflite(
         model, mode, calibration if quantized else None, int8_input=settings.int8_input,
         int8_output=settings.int8_output, rgb_input=settings.rgb_input,
-        float_layers=settings.float_layers if quantized and not qat else ())
+        float_layers=settings.float_layers if quantized and not qat else (), qat=qat)
 
 
 def export_model(config, task, model_path, workdir=None, modes=None):
@@ -131,11 +130,11 @@ def export_model(config, task, model_path, workdir=None, modes=None):
     for mode in modes or ():
         if mode not in MODES:
             raise UserError(f"--modes: unknown mode {mode!r}; valid: {', '.join(MODES)}")
-    qat_model = path.suffix == ".h5"
-    if qat_model and modes and list(modes) != ["int8"]:
+    artifact = artifacts.load(path)
+    if artifact.kind == artifacts.QAT and modes and list(modes) != ["int8"]:
         raise UserError(f"--model {path} is a QAT model: it exports to int8 only "
                         "(model_qat_int8.tflite)")
-    model = artifacts.load_model(path)
+    model = artifact.model
     files.writable_folder(pathlib.Path(workdir or path.parent) / "export",
                           "--workdir" if workdir else "the model's folder")
     runtime.setup(config.runtime, config.train)
@@ -145,10 +144,8 @@ def export_model(config, task, model_path, workdir=None, modes=None):
     problem = task.check_model(model.input_shape, model.output_shape, data.class_names)
     if problem:
         raise UserError(f"--model {path} {problem}")
-    if qat_model:
-        config = dataclasses.replace(config, qat=dataclasses.replace(config.qat, enabled=True))
-    return run(model, config, task, data, workdir or path.parent,
-               modes=["qat_int8"] if qat_model else (modes or config.export.modes))
+    return run(artifact, config, task, data, workdir or path.parent,
+               modes=artifact.export_names(modes or config.export.modes))
 
 
 def write_debug_report(model, mode, calibration, settings, path):

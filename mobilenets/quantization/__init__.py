@@ -1,2 +1,3 @@
-"""The only package that imports tf_keras and tensorflow-model-optimization: the Keras 3 /
-tf_keras bridge (`bridge`) and quantization-aware training on it (`qat`)."""
+"""Quantization-aware training (`qat`), on the tf_keras twin of the model (`keras2`): with
+`keras2`, the only code that imports tf_keras, and the only code that imports
+tensorflow-model-optimization."""

@@ -1,7 +1,7 @@
 """Quantization-aware training: the tf_keras twin of a Keras 3 model, annotated for tfmot.
 
 tensorflow-model-optimization quantizes only Keras 2 (tf_keras) models (its issues #1119 and
-#1270), so `quantize(model)` takes the model's twin (`bridge.twin`) and applies tfmot's default
+#1270), so `quantize(model)` takes the model's twin (`keras2.twin`) and applies tfmot's default
 8-bit scheme with the QuantizeConfigs below for what its registry lacks.
 """
 
@@ -13,8 +13,8 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from mobilenets import compat
+from mobilenets.keras2 import ChannelSplit, twin
 from mobilenets.models import attention
-from mobilenets.quantization.bridge import ChannelSplit, twin
 
 quantize_keras = tfmot.quantization.keras
 default_8bit_quantize_registry = compat.tfmot_default_8bit_registry()

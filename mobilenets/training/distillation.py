@@ -20,10 +20,9 @@ import logging
 import keras
 import tensorflow as tf
 
-from mobilenets import artifacts
+from mobilenets import artifacts, keras2
 from mobilenets.data.transforms import convert_channels
 from mobilenets.errors import UserError
-from mobilenets.quantization import bridge
 
 log = logging.getLogger("mobilenets")
 
@@ -92,7 +91,7 @@ def attach(model, teacher, train_config):
     takes the class's place."""
     smoothing = train_config.label_smoothing
     temperature, weight = train_config.distill_temperature, train_config.distill_weight
-    keras3 = bridge.api(model) is keras
+    keras3 = keras2.api(model) is keras
     original = type(model).compute_loss
 
     def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, **kwargs):

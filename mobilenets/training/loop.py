@@ -17,10 +17,9 @@ import warnings
 import keras
 import tensorflow as tf
 
-from mobilenets import artifacts, files, interrupts, runtime
+from mobilenets import artifacts, files, interrupts, keras2, runtime
 from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
-from mobilenets.quantization import bridge
 from mobilenets.training import distillation
 from mobilenets.training.callbacks import (
     Checkpointer,
@@ -39,11 +38,10 @@ log = logging.getLogger("mobilenets")
 
 @dataclasses.dataclass
 class Trained:
-    """What training hands on: the final model (float32 Keras 3 with EMA weights, or a QAT
-    run's tf_keras model) and how the run went."""
+    """What training hands on: the final model (an `artifacts.Artifact`: float32 Keras 3 with
+    EMA weights, or a QAT run's tf_keras model) and how the run went."""
 
-    model: object
-    quantized: bool
+    artifact: artifacts.Artifact
     batch: int  # global batch size
     replicas: int
     steps: int  # total steps of the run
@@ -103,7 +101,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         if config.qat.enabled:
             trained = quantization_aware(model, config, data)
         else:
-            trained = bridge.for_strategy(model, config.runtime.strategy)
+            trained = keras2.for_strategy(model, config.runtime.strategy)
         compile_model(trained, make_optimizer(config.train, steps_per_epoch, trained, backbone),
                       task, config, teacher)
         if trained is not model or freeze:  # slots for every variable, whatever is frozen when
@@ -126,7 +124,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         forget_epochs_after(workdir / "history.csv", start // steps_per_epoch)
     guard, throughput = Guard(checkpointer), Throughput(batch)
     skipped = pipeline.Skipped()
-    k = bridge.api(trained)
+    k = keras2.api(trained)
     callbacks = [StepSeeds(config.train.seed), guard, throughput, SkippedImages(skipped)]
     if chief:  # the history row before the checkpoint that commits an epoch's end
         callbacks += [k.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
@@ -165,7 +163,7 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
             with interrupts.training(), writes_reported(workdir):
                 fitted.fit(stream, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
                            shuffle=False, validation_data=validation,
-                           callbacks=bridge.callbacks(trained, callbacks + list(extra)),
+                           callbacks=keras2.callbacks(trained, callbacks + list(extra)),
                            verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal
 
     epoch, step_in_epoch = divmod(start, steps_per_epoch)
@@ -198,9 +196,10 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
         final = trained
     else:
         if trained is not model:
-            bridge.copy_weights(trained, model)
+            keras2.copy_weights(trained, model)
         final = float32_copy(model) if config.runtime.mixed_precision != "float32" else model
-    return Trained(final, config.qat.enabled, batch, replicas, total,
+    kind = artifacts.QAT if config.qat.enabled else artifacts.FLOAT
+    return Trained(artifacts.Artifact(final, kind), batch, replicas, total,
                    round(checkpointer.seconds, 1), throughput.images_per_second,
                    throughput.cpu_ms_per_image, selected,
                    skipped.count() if replicas == 1 else None)
@@ -282,9 +281,9 @@ def worker_scratch(workdir, index):
 
 
 def compile_model(model, optimizer, task, config, teacher=None):
-    """Compiles with the task's loss and metrics, in the model's library (`bridge.api`); with
+    """Compiles with the task's loss and metrics, in the model's library (`keras2.api`); with
     a `teacher`, its term is added to the loss (`distillation.attach`)."""
-    k = bridge.api(model)
+    k = keras2.api(model)
     model.compile(optimizer=optimizer, loss=task.loss(k, config.train), metrics=task.metrics(k),
                   jit_compile=config.runtime.jit_compile)
     if teacher is not None:

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from mobilenets.quantization import bridge
+from mobilenets import keras2
 
 
 @keras.saving.register_keras_serializable(package="mobilenets")
@@ -80,13 +80,13 @@ EPSILON = {"rmsprop": 1.0, "adam": 1e-7, "adamw": 1e-7}
 
 def make_optimizer(train, steps_per_epoch, model, backbone=()):
     """The optimizer of the `train` section, in `model`'s library (keras, or tf_keras for a
-    twin: `bridge.api`); applies L2 weight decay to `model` if asked. `backbone` (layer names)
+    twin: `keras2.api`); applies L2 weight decay to `model` if asked. `backbone` (layer names)
     takes `train.backbone_lr_multiplier` times the learning rate (Keras 3 only)."""
-    k = bridge.api(model)
+    k = keras2.api(model)
     rate = train.learning_rate
     if train.base_batch_size:
         rate *= train.batch_size / train.base_batch_size
-    schedule = bridge.schedule(LearningRate(
+    schedule = keras2.schedule(LearningRate(
         rate, train.schedule, steps_per_epoch, steps_per_epoch * train.epochs,
         warmup_steps=int(train.warmup_epochs * steps_per_epoch), decay_rate=train.decay_rate,
         decay_epochs=train.decay_epochs, step_epochs=train.step_epochs,
@@ -97,7 +97,7 @@ def make_optimizer(train, steps_per_epoch, model, backbone=()):
     if train.weight_decay_mode == "l2" and train.weight_decay > 0:
         # The paper's weight decay w <- w - lr * wd * w is the gradient of wd / 2 * |w|^2
         # (TF-slim's l2_regularizer(wd)); Keras' L2(l) adds l * |w|^2.
-        bridge.add_l2(model, train.weight_decay / 2)
+        keras2.add_l2(model, train.weight_decay / 2)
     epsilon = EPSILON.get(train.optimizer) if train.epsilon is None else train.epsilon
     common = dict(learning_rate=schedule, use_ema=train.ema_decay > 0,
                   ema_momentum=train.ema_decay or 0.99,
@@ -118,7 +118,7 @@ def make_optimizer(train, steps_per_epoch, model, backbone=()):
     if decoupled:
         if train.optimizer != "adamw":
             optimizer.weight_decay = train.weight_decay
-        keep = {id(kernel) for kernel in bridge.decayed_weights(model)}
+        keep = {id(kernel) for kernel in keras2.decayed_weights(model)}
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if id(v) not in keep])
     if train.backbone_lr_multiplier != 1.0:

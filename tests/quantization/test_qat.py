@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tf_keras
 
-from mobilenets import build_model, compat, export_tflite, list_models
+from mobilenets import build_model, compat, export_tflite, keras2, list_models
 from mobilenets.models.registry import min_input_size
-from mobilenets.quantization import bridge, qat
+from mobilenets.quantization import qat
 from mobilenets.tflite.runner import TFLiteModel
 from mobilenets.tflite.xnnpack import delegate_partitions
 from tests.tiers import families
@@ -26,7 +26,7 @@ def small(name, channels=1):
 @pytest.mark.parametrize("name", list_models())
 def test_twin_computes_what_the_keras3_model_does(name):
     model, images = small(name, channels=3)
-    twin = bridge.twin(model)
+    twin = keras2.twin(model)
     assert [layer.name for layer in twin.layers] == [layer.name for layer in model.layers]
     assert twin.count_params() == model.count_params()
     np.testing.assert_allclose(twin(images, training=False).numpy(),
@@ -73,7 +73,7 @@ def test_depthwise_kernels_are_quantized_per_channel():
 
 def test_an_option_tf_keras_lacks_is_an_error_not_dropped():
     with pytest.raises(ValueError, match="no option 'strange_option'"):
-        bridge.twin_config(tf_keras.layers.Dense, {"units": 2, "strange_option": 3}, "logits")
+        keras2.twin_config(tf_keras.layers.Dense, {"units": 2, "strange_option": 3}, "logits")
 
 
 def _ops(content):
@@ -142,7 +142,7 @@ def activation_range(layer):
 
 def test_squeezenet_keeps_its_conv_classifier_in_int8():
     model, _ = small("squeezenet")
-    assert qat.float_classifier(bridge.twin(model)) == set()
+    assert qat.float_classifier(keras2.twin(model)) == set()
 
 
 @pytest.mark.slow

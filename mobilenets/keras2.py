@@ -1,4 +1,5 @@
-"""The Keras 3 / tf_keras bridge: every place where a model may be a tf_keras one is decided here.
+"""The tf_keras (Keras 2) twin of a Keras 3 model: every place where a model may be a tf_keras
+one is decided here. With `quantization`, the only code that imports tf_keras.
 
 Two stages train a tf_keras (Keras 2) copy of a Keras 3 model, its twin:
 - QAT, because tensorflow-model-optimization quantizes only tf_keras models (tfmot issues
