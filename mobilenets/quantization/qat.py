@@ -230,8 +230,8 @@ def init_ranges(quantized, model, batches):
     return len(ranges)
 
 
-def for_epoch(quantized, epoch, qat):
-    """The model `fit` trains from `epoch` on, with the `qat` section's freezing applied.
+def fitted(quantized, batch_norm_frozen=False, ranges_frozen=False):
+    """The model `fit` trains in a QAT phase (`training.phases.Phase`) of `quantized`.
 
     BatchNorm frozen: tf_keras runs a non-trainable BatchNormalization in inference mode, its
     moving statistics used and kept (its scale and offset still train: tfmot's wrapper keeps
@@ -239,12 +239,9 @@ def for_epoch(quantized, epoch, qat):
     model is called with training=False, which fixes every quantizer range (and BatchNorm),
     while gradients still flow through the fake quantization.
     """
-    def after(limit):
-        return limit is not None and epoch >= limit
-
     for layer in batch_norms(quantized):
-        layer.trainable = not after(qat.freeze_bn_after_epochs)
-    if not after(qat.freeze_ranges_after_epochs):
+        layer.trainable = not batch_norm_frozen
+    if not ranges_frozen:
         return quantized
     inputs = tf_keras.Input(quantized.input_shape[1:], name="image")
     outputs = quantized(inputs, training=False)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from mobilenets import artifacts, files, interrupts, keras2, runtime
 from mobilenets.data import augment, pipeline
 from mobilenets.errors import TrainingDiverged, UserError
-from mobilenets.training import distillation
+from mobilenets.training import distillation, phases
 from mobilenets.training.callbacks import (
     Checkpointer,
     Guard,
@@ -139,20 +139,23 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
                                          config.train.seed)
     validation = pipeline.eval_dataset(data.validating, config.data, shape, examples, batch)
 
-    def fit(first_step, epoch, epochs, steps, extra=()):
+    def fit_phase(phase, first_step, epoch, epochs, steps, extra=()):
+        """Fits epochs [epoch, epochs) of `phase` (`steps` a first, partial epoch's steps),
+        from global step `first_step`: its model (QAT: with BatchNorm or ranges frozen) with
+        its layers trained (fine-tuning: the backbone frozen or not)."""
         stream = training_stream(strategy, data, config, examples, batch, first_step,
                                  skipped if replicas == 1 else None)
         fitted = trained
-        if config.qat.enabled:  # freezing (BatchNorm, ranges) as of this epoch
+        if config.qat.enabled:
             from mobilenets.quantization import qat
 
             with strategy.scope():
-                fitted = qat.for_epoch(trained, epoch, config.qat)
+                fitted = qat.fitted(trained, phase.batch_norm_frozen, phase.ranges_frozen)
                 compile_model(fitted, trained.optimizer, task, config, teacher)
-        if freeze:  # the backbone frozen (BatchNorm in inference mode) before epoch `freeze`
+        if freeze:  # BatchNorm of a frozen backbone runs in inference mode
             for layer in fitted.layers:
                 if layer.name.removeprefix("quant_") in backbone:
-                    layer.trainable = epoch >= freeze
+                    layer.trainable = not phase.backbone_frozen
             with strategy.scope():
                 compile_model(fitted, trained.optimizer, task, config, teacher)
         with warnings.catch_warnings():
@@ -167,19 +170,18 @@ def train(config, task, data, model, workdir, strategy, *, scratch=None, chief=T
                            verbose=1 if sys.stdout.isatty() else 2)  # a bar in a terminal
 
     epoch, step_in_epoch = divmod(start, steps_per_epoch)
-    if start < total and step_in_epoch:  # finish the interrupted epoch first
-        keep = KeepLiveWeights()
-        fit(start, epoch, epoch + 1, steps_per_epoch - step_in_epoch, [keep])
-        if epoch + 1 < config.train.epochs and guard.bad_step is None:
-            keep.restore()
-        epoch += 1
-    ends = phase_ends(config.qat, epoch, config.train.epochs)
-    if epoch < freeze:
-        ends = sorted({*ends, freeze})
-    for end in [*ends, config.train.epochs]:
-        if epoch < end and guard.bad_step is None:
-            fit(epoch * steps_per_epoch, epoch, end, steps_per_epoch)
-            epoch = end
+    for phase in phases.plan(config.train, config.qat):
+        if phase.end <= epoch or guard.bad_step is not None:
+            continue
+        if step_in_epoch:  # finish the interrupted epoch first
+            keep = KeepLiveWeights()
+            fit_phase(phase, start, epoch, epoch + 1, steps_per_epoch - step_in_epoch, [keep])
+            if epoch + 1 < config.train.epochs and guard.bad_step is None:
+                keep.restore()
+            epoch, step_in_epoch = epoch + 1, 0
+        if epoch < phase.end and guard.bad_step is None:
+            fit_phase(phase, epoch * steps_per_epoch, epoch, phase.end, steps_per_epoch)
+            epoch = phase.end
     if start >= total and config.train.ema_decay:
         model.optimizer.finalize_variable_values(model.trainable_variables)
 
@@ -232,15 +234,6 @@ def writes_reported(workdir):
         if reported is None:
             raise
         raise reported from error
-
-
-def phase_ends(qat_config, first_epoch, epochs):
-    """Epochs within (first_epoch, epochs) at which QAT's freezing changes the model to fit
-    (none without QAT): one `fit` per phase."""
-    if not qat_config.enabled:
-        return []
-    limits = {qat_config.freeze_bn_after_epochs, qat_config.freeze_ranges_after_epochs} - {None}
-    return sorted(e for e in limits if first_epoch < e < epochs)
 
 
 def training_stream(strategy, data, config, examples, batch, first_step, skipped=None):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from mobilenets import build_model
-from mobilenets.config import Config, QatConfig
+from mobilenets.config import Config
 from mobilenets.errors import UserError
 from mobilenets.tasks.classification import Classification
 from mobilenets.training import distillation
@@ -89,7 +89,7 @@ def test_a_qat_student_learns_from_a_float_teacher(tmp_path):
     x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     quantized(x, training=True)  # ranges from tfmot's [-6, 6] to the data's...
     # ...then fixed, as QAT's last phase runs: the model computes alike at every call
-    student = qat.for_epoch(quantized, 0, QatConfig(enabled=True, freeze_ranges_after_epochs=0))
+    student = qat.fitted(quantized, ranges_frozen=True)
     config = Config()
     config.train.distill_weight = 1.0  # the teacher's term only
     loaded = distillation.load_teacher(str(tmp_path / "teacher.keras"), 4)
