@@ -7,7 +7,7 @@ like any other.
 
 import tensorflow as tf
 
-from mobilenets.data.transforms import client_transform
+from mobilenets.data.transforms import whole
 
 # SSD's crops (Liu et al. 2016; TF's Object Detection API's ssd_random_crop): each must cover at
 # least this fraction of some object (tf.image's min_object_covered), chosen at random; 0.0 is
@@ -70,7 +70,7 @@ def augment(image, objects, seed, shape, config):
         image, boxes, classes = random_crop(image, boxes, classes, seeds[0])
     if config.augment != "none":
         image, boxes = random_flip(image, boxes, seeds[1])
-    image = client_transform(image, shape)
+    image = whole(image, shape)
     if config.augment != "none":
         image = jitter(image, seeds[2])
     rows = tf.concat([boxes, classes[:, None]], axis=1)

@@ -10,7 +10,7 @@ clients see it, so the random scale is relative to the size objects have there.
 
 import tensorflow as tf
 
-from mobilenets.data.transforms import client_transform
+from mobilenets.data.transforms import whole
 
 IGNORE_INDEX = 255  # a mask's unlabelled pixels (VOC's object borders): no loss, no score
 
@@ -19,7 +19,7 @@ def augment(image, mask, seed, shape, config):
     """Training's augmentation of a uint8 image and its mask ([h, w, 1] class indices), as
     `data.augment` says: inception and flip_crop are `scale_crop_flip`, flip a flip alone,
     none nothing. Returns (float image of `shape`, int32 mask [height, width, 1])."""
-    image, mask = client_transform(image, shape), resize_mask(mask, shape)
+    image, mask = whole(image, shape), resize_mask(mask, shape)
     if config.augment in ("inception", "flip_crop"):
         return scale_crop_flip(image, mask, seed, shape[:2])
     if config.augment == "flip":

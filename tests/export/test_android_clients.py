@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mobilenets import export_tflite
 from mobilenets.cli import train_main
 from mobilenets.data.transforms import client_transform
 from mobilenets.tflite.runner import TFLiteModel
@@ -76,13 +77,14 @@ def photos(tmp_path_factory):
     return paths
 
 
-def litert_top1(model_path, photos):
-    """LiteRT's top-1 on the photos, preprocessed as the clients do (the whole image resized)."""
+def litert_scores(model_path, photos):
+    """LiteRT's class scores of the photos, preprocessed as the clients do (`client_transform`:
+    the whole image resized)."""
     runner = TFLiteModel(model_path)
     shape = tuple(int(d) for d in runner.input["shape"][1:])
     images = np.stack([client_transform(np.asarray(Image.open(p).convert("RGB")), shape).numpy()
                        for p in photos])
-    return runner(images).argmax(axis=1)
+    return runner(images)
 
 
 @pytest.mark.parametrize("which", ["gray", "rgb"])
@@ -96,8 +98,53 @@ def test_mediapipe_classifies_like_litert(client_python, run, rgb_run, photos, w
     for categories in results:  # names from the labels packed in the file
         assert [name for _, name, _ in categories] == [labels[i] for i, _, _ in categories]
     mediapipe_top1 = np.array([categories[0][0] for categories in results])
-    agreement = float((mediapipe_top1 == litert_top1(path, photos)).mean())
-    assert agreement >= 0.995, f"MediaPipe and LiteRT agree on {agreement:.1%}"
+    scores = litert_scores(path, photos)
+    agreement = float((mediapipe_top1 == scores.argmax(axis=1)).mean())
+    assert agreement >= 0.999, f"MediaPipe and LiteRT agree on {agreement:.1%}"
+    difference = max(abs(categories[0][2] - scores[row, categories[0][0]])
+                     for row, categories in enumerate(results))
+    assert difference <= 0.005, f"top-1 scores differ by up to {difference:.4f}"
+
+
+def probe_file(path, height, width):
+    """A .tflite 'classifier' of uint8 RGB input whose class scores are its input's pixels, row
+    by row: what a client feeds a model, read off its scores."""
+    import keras
+
+    from mobilenets.tflite import metadata, xnnpack
+
+    image = keras.Input((height, width, 3))
+    pixels = keras.layers.Rescaling(1.0, name="pixels")(keras.layers.Flatten()(image))
+    content = export_tflite(keras.Model(image, pixels), "float32")
+    content = xnnpack.rewire_int8(content, pixels_input=True, float_softmax=False)
+    path.write_bytes(metadata.add_metadata(content, labels=[str(i) for i in
+                                                            range(height * width * 3)],
+                                           name="probe", description="pixels out"))
+    return path
+
+
+def test_the_client_resize_is_mediapipes_byte_for_byte(client_python, tmp_path):
+    """`client_transform` (what `predict`, export verification and calibration feed) gives
+    exactly the pixels MediaPipe's ImageClassifier feeds a model, for images of any size and
+    aspect: upscaled, downscaled 100x, squeezed, with an alpha channel."""
+    height, width = 24, 40
+    probe = probe_file(tmp_path / "probe.tflite", height, width)
+    rng = np.random.default_rng(3)
+    sizes = [(9, 17), (24, 40), (75, 131), (401, 600), (1600, 2400), (37, 1000), (300, 7)]
+    paths = []
+    for index, (h, w) in enumerate(sizes):
+        yy, xx = np.mgrid[0:h, 0:w]
+        smooth = 127 + 120 * np.sin(xx[..., None] * [0.05, 0.11, 0.2] + yy[..., None] * 0.07)
+        noisy = np.clip(smooth + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+        mode = "RGBA" if index == 2 else "RGB"
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(noisy).convert(mode).save(paths[-1])
+    fed = client(client_python, "pixels.py", probe, height, width, *paths)
+    for path, pixels in zip(paths, fed):
+        ours = client_transform(np.asarray(Image.open(path).convert("RGB")),
+                                (height, width, 3)).numpy()
+        np.testing.assert_array_equal(ours, np.reshape(pixels, (height, width, 3)),
+                                      err_msg=str(Image.open(path).size))
 
 
 def test_tflite_support_reads_the_metadata_and_labels(client_python, run):
