@@ -195,29 +195,34 @@ def detector_files(tmp_path_factory):
     return files, paths
 
 
-@pytest.mark.parametrize("mode", ["float32", "int8"])
-def test_mediapipe_object_detector_finds_what_litert_does(client_python, detector_files, mode):
+def litert_detections(path, image):
+    """LiteRT's detections of a detector file on one image: (count, boxes [ymin, xmin, ymax,
+    xmax] in pixels, class indices, scores)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    interpreter = Interpreter(model_content=path.read_bytes())
+    interpreter.allocate_tensors()
+    details = interpreter.get_input_details()[0]
+    interpreter.set_tensor(details["index"], image[None].astype(details["dtype"]))
+    interpreter.invoke()
+    out = {tuple(d["shape"]): interpreter.get_tensor(d["index"])
+           for d in interpreter.get_output_details() if tuple(d["shape"]) != (1, 10)}
+    pair = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()
+            if tuple(d["shape"]) == (1, 10)]
+    classes, scores = sorted(pair, key=lambda a: float(np.abs(a - np.round(a)).sum()))
+    return int(out[(1,)][0]), out[(1, 10, 4)][0] * image.shape[0], classes[0], scores[0]
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_mediapipe_object_detector_finds_what_litert_does(client_python, detector_files, mode):
     files, paths = detector_files
     found = client(client_python, "detect.py", files[mode], *paths)
-    interpreter = Interpreter(model_content=files[mode].read_bytes())
-    interpreter.allocate_tensors()
     for detections, path in zip(found, paths, strict=True):
-        image = np.asarray(Image.open(path))[None]
-        details = interpreter.get_input_details()[0]
-        interpreter.set_tensor(details["index"], image.astype(details["dtype"]))
-        interpreter.invoke()
-        out = {tuple(d["shape"]): interpreter.get_tensor(d["index"])
-               for d in interpreter.get_output_details() if tuple(d["shape"]) != (1, 10)}
-        pair = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()
-                if tuple(d["shape"]) == (1, 10)]
-        classes, scores = sorted(pair, key=lambda a: float(np.abs(a - np.round(a)).sum()))
-        count = int(out[(1,)][0])
+        count, boxes, classes, scores = litert_detections(files[mode], np.asarray(Image.open(path)))
         assert len(detections) == count > 0
         for (x, y, width, height, _, label, score), box, index, expected in zip(
-                detections, out[(1, 10, 4)][0], classes[0], scores[0]):
-            ymin, xmin, ymax, xmax = box * 64
+                detections, boxes, classes, scores):
+            ymin, xmin, ymax, xmax = box
             # MediaPipe moves a box's corner inside the image, keeps its size, rounds to pixels
             assert abs(x - max(xmin, 0)) <= 1 and abs(y - max(ymin, 0)) <= 1
             assert abs(width - (xmax - xmin)) <= 1 and abs(height - (ymax - ymin)) <= 1
@@ -279,3 +284,51 @@ def test_mediapipe_image_segmenter_gives_litert_masks(client_python, segmenter_f
         confidence = np.load(tmp_path / f"{number}.conf.npy")[..., 0].transpose(1, 2, 0)
         np.testing.assert_allclose(confidence, probabilities, atol=1e-6)
         np.testing.assert_array_equal(category, probabilities.argmax(-1))
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_the_task_library_classifies_like_litert(client_python, rgb_run, mode, tmp_path):
+    """The TFLite Task Library's ImageClassifier loads the exported file as it is and scores
+    what LiteRT scores, given images of the input's size (its resize, pixel centres aligned,
+    differs from MediaPipe's: android.md)."""
+    path = rgb_run / "export" / f"model_{mode}.tflite"
+    labels = (rgb_run / "labels.txt").read_text().splitlines()
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    paths = []
+    for number, image in enumerate(images):
+        paths.append(tmp_path / f"{number}.png")
+        Image.fromarray(image).save(paths[-1])
+    found = client(client_python, "task_library.py", "classify", path, *paths)
+    scores = TFLiteModel(path)(images.astype(np.float32))
+    for categories, expected in zip(found, scores, strict=True):
+        index, name, score = categories[0]
+        assert name == labels[index] and expected[index] == expected.max()
+        assert score == pytest.approx(float(expected[index]), abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_the_task_library_detects_like_litert(client_python, detector_files, mode):
+    files, paths = detector_files
+    found = client(client_python, "task_library.py", "detect", files[mode], *paths)
+    for detections, path in zip(found, paths, strict=True):
+        count, boxes, classes, scores = litert_detections(files[mode], np.asarray(Image.open(path)))
+        assert len(detections) == count > 0
+        for (x, y, width, height, _, label, score), box, index, expected in zip(
+                detections, boxes, classes, scores):
+            ymin, xmin, ymax, xmax = box  # the Task Library keeps boxes as they are, in pixels
+            assert abs(x - xmin) <= 1 and abs(y - ymin) <= 1
+            assert abs(width - (xmax - xmin)) <= 1 and abs(height - (ymax - ymin)) <= 1
+            assert label == ["cat", "dog", "bird"][int(index)]
+            assert score == pytest.approx(float(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_the_task_library_segments_like_litert(client_python, segmenter_files, mode):
+    files, paths = segmenter_files
+    found = client(client_python, "task_library.py", "segment", files[mode], *paths)
+    runner = TFLiteModel(files[mode].read_bytes())
+    for result, path in zip(found, paths, strict=True):
+        assert result["labels"] == ["background", "cat", "dog"]
+        probabilities = runner(np.asarray(Image.open(path))[None].astype(np.float32))[0]
+        np.testing.assert_array_equal(np.array(result["mask"]), probabilities.argmax(-1))
