@@ -2,7 +2,7 @@
 
 import sys
 
-from mobilenets.cli import evaluate_main
+from mobilenets.cli import program
 
 if __name__ == "__main__":
-    sys.exit(evaluate_main())
+    sys.exit(program(["evaluate", *sys.argv[1:]]))

@@ -2,7 +2,7 @@
 
 import sys
 
-from mobilenets.cli import train_main
+from mobilenets.cli import program
 
 if __name__ == "__main__":
-    sys.exit(train_main())
+    sys.exit(program(["train", *sys.argv[1:]]))

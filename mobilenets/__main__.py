@@ -1,5 +1,5 @@
 import sys
 
-from mobilenets.cli import main
+from mobilenets.cli import program
 
-sys.exit(main())
+sys.exit(program())

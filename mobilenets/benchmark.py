@@ -11,13 +11,13 @@ from mobilenets.export.convert import export_tflite
 from mobilenets.models.profile import profile
 from mobilenets.models.registry import build_model, list_models
 from mobilenets.tflite import xnnpack
-from mobilenets.tflite.runner import TFLiteModel, check_tflite_path
+from mobilenets.tflite.runner import DEFAULT_API, TFLiteModel, check_tflite_path
 
 
-def time_file(content, runs, threads):
+def time_file(content, runs, threads, api=DEFAULT_API):
     """{"median_ms", "p90_ms", "partitions", "ops_outside_xnnpack", "size_mb"} of .tflite
     bytes, timed on random pixels after one warm-up run."""
-    runner = TFLiteModel(content, threads)
+    runner = TFLiteModel(content, threads, api=api)
     shape = tuple(int(d) for d in runner.input["shape"][1:])
     image = np.random.default_rng(0).uniform(0, 255, (1, *shape)).astype(np.float32)
     runner.predict_one(image)
@@ -44,14 +44,14 @@ def set_batch_norm_statistics(model, size):
     model(pixels, training=True)
 
 
-def run(model, input_size=224, runs=30, threads=1):
+def run(model, input_size=224, runs=30, threads=1, api=DEFAULT_API):
     """Rows of figures for `model`: a .tflite file, a .keras file (converted to float32 and
     int8 here, calibrated on random pixels: weights do not change the latency), or a model
     name built with random weights at `input_size` (BatchNorm statistics of random pixels)."""
     path = pathlib.Path(model)
     if path.suffix == ".tflite":
         check_tflite_path(path)
-        return [{"model": str(path), **time_file(path.read_bytes(), runs, threads)}]
+        return [{"model": str(path), **time_file(path.read_bytes(), runs, threads, api)}]
     if path.suffix in artifacts.KERAS_SUFFIXES:
         keras_model = artifacts.load_model(path)
         name = str(path)
@@ -75,5 +75,5 @@ def run(model, input_size=224, runs=30, threads=1):
         content = export_tflite(keras_model, mode, calibration if mode == "int8" else None)
         rows.append({"model": name, "mode": mode, "input": "x".join(map(str, shape)),
                      "params": counts["params"], "macs": counts["macs"],
-                     **time_file(content, runs, threads)})
+                     **time_file(content, runs, threads, api)})
     return rows

@@ -48,6 +48,14 @@ def _add_global_flags(parser, default=False):
                         "start-up lines, conversion details, delegates)")
 
 
+def program(argv=None):
+    """The `mobilenets` program (`python -m mobilenets`, train.py, evaluate.py): `main`, then
+    quiet while the native libraries tear down. Returns the exit status."""
+    status = main(argv)
+    console.quiet_at_exit()
+    return status
+
+
 def train_main(argv=None):
     """train.py: `mobilenets train`."""
     return main(["train", *(sys.argv[1:] if argv is None else argv)])
@@ -134,14 +142,21 @@ def _evaluate_arguments(parser):
     _add_config(parser)
     parser.add_argument("--model", required=True, help="a .keras or .tflite file (or a QAT "
                         "run's .h5)")
-    parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")
+    _add_api(parser)
+
+
+def _add_api(parser):
+    parser.add_argument("--api", choices=["compiled", "interpreter"], default="compiled",
+                        help="LiteRT's API that runs a .tflite file: its CompiledModel (the "
+                        "default) or its Interpreter")
 
 
 def evaluate_command(args):
     from mobilenets import evaluation, tasks
 
     config = _load_config(args)
-    metrics = evaluation.evaluate(config, args.model, args.threads)
+    metrics = evaluation.evaluate(config, args.model, args.threads, args.api)
     keys = tasks.get(config.task).report_keys
     print(json.dumps({k: metrics[k] for k in (*keys, "loss", "images") if k in metrics}))
 
@@ -179,13 +194,15 @@ def _predict_arguments(parser):
     parser.add_argument("--masks", metavar="DIR", help="a segmenter's masks of class "
                         "indices, at each image's size, written to DIR as <image>.mask.png")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_api(parser)
 
 
 def predict_command(args):
     from mobilenets import prediction, tasks
 
     results = prediction.predict_files(args.model, args.images, top=args.top,
-                                       labels_path=args.labels, masks_dir=args.masks)
+                                       labels_path=args.labels, masks_dir=args.masks,
+                                       api=args.api)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -215,8 +232,9 @@ def _benchmark_arguments(parser):
     parser.add_argument("--input-size", type=int, default=224,
                         help="input height and width for a model name (default 224)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs (default 30)")
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_api(parser)
 
 
 def benchmark_command(args):
@@ -225,7 +243,7 @@ def benchmark_command(args):
     if args.runs < 1 or args.threads < 1:
         raise UserError("--runs and --threads must be at least 1")
     rows = benchmark.run(args.model, input_size=args.input_size, runs=args.runs,
-                         threads=args.threads)
+                         threads=args.threads, api=args.api)
     if args.json:
         print(json.dumps(rows, indent=2))
         return

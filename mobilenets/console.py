@@ -63,3 +63,13 @@ def _restore(saved):
     sys.stderr.flush()
     os.dup2(saved, 2)
     os.close(saved)
+
+
+def quiet_at_exit():
+    """From now on, unless `verbose()`, file descriptor 2 goes nowhere: for a program's last
+    moments, when the native libraries tear down and say so (LiteRT's "DestroyAccelerator")."""
+    if verbose():
+        return
+    sys.stderr.flush()
+    with open(os.devnull, "wb") as nowhere:
+        os.dup2(nowhere.fileno(), 2)

@@ -10,7 +10,7 @@ from mobilenets import artifacts, files, tasks
 from mobilenets.data.transforms import client_transform
 from mobilenets.errors import UserError
 from mobilenets.tflite import metadata
-from mobilenets.tflite.runner import TFLiteModel, check_tflite_path
+from mobilenets.tflite.runner import DEFAULT_API, TFLiteModel, check_tflite_path
 
 
 def read_image(path):
@@ -45,7 +45,8 @@ def labels_of(model_path, content=None, labels_path=None):
     return None
 
 
-def predict_files(model_path, image_paths, top=3, labels_path=None, masks_dir=None):
+def predict_files(model_path, image_paths, top=3, labels_path=None, masks_dir=None,
+                  api=DEFAULT_API):
     """Each image file's result, by the task whose model it is (`tasks.recognize`, from the
     model's shapes; its `Task.predict` makes the result): {"image", "top": [{"label", "index",
     "score"}, ...]} of a classifier; {"image", "detections": [{"label", "index", "score",
@@ -60,7 +61,7 @@ def predict_files(model_path, image_paths, top=3, labels_path=None, masks_dir=No
     if path.suffix == ".tflite":
         check_tflite_path(path)
         content = path.read_bytes()
-        run = TFLiteModel(content)
+        run = TFLiteModel(content, api=api)
         input_shape = [int(d) for d in run.input["shape"]]
         output_shapes = [[int(d) for d in o["shape"]] for o in run.outputs]
         labels = labels_of(path, content, labels_path)

@@ -10,7 +10,7 @@ from mobilenets import artifacts, files, inference, tasks
 from mobilenets import data as data_lib
 from mobilenets.data import pipeline
 from mobilenets.errors import UserError
-from mobilenets.tflite.runner import TFLiteModel, check_tflite_path
+from mobilenets.tflite.runner import DEFAULT_API, TFLiteModel, check_tflite_path
 
 log = logging.getLogger("mobilenets")
 
@@ -34,7 +34,7 @@ def first_examples(predict, dataset):
     return images.numpy(), predict(images), truths.numpy()
 
 
-def evaluate(config, model_path, threads=1):
+def evaluate(config, model_path, threads=1, api=DEFAULT_API):
     """Scores the model file at `model_path` (`.keras`, QAT `.h5` or `.tflite`) on the
     evaluation split and writes `<model>.eval.json` (and the task's plots) beside it.
     Returns the metrics."""
@@ -44,7 +44,7 @@ def evaluate(config, model_path, threads=1):
         raise UserError(f"--model {path}: expected a .keras, .tflite or QAT .h5 file")
     if path.suffix == ".tflite":
         check_tflite_path(path)
-        runner = TFLiteModel(path, threads)
+        runner = TFLiteModel(path, threads, api=api)
         input_shape, output_shape = runner.input["shape"], runner.output_shape
     else:
         model = artifacts.load_model(path)

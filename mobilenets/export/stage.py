@@ -13,7 +13,7 @@ from mobilenets.errors import ExportCheckFailed, ExportOptionError, UserError
 from mobilenets.export import quant_debug
 from mobilenets.export.convert import MODES, export_tflite, quantization_report
 from mobilenets.tflite import xnnpack
-from mobilenets.tflite.runner import TFLiteModel, runs_apart
+from mobilenets.tflite.runner import TFLiteModel, litert_runtime, runs_apart
 from mobilenets.version import __version__
 
 log = logging.getLogger("mobilenets")
@@ -54,7 +54,7 @@ def run(artifact, config, task, data, workdir, modes=None):
               "preprocessing": f"as Android's clients: the whole image resized to "
                                f"{shape[0]}x{shape[1]}, {'RGB' if file_shape[2] == 3 else 'gray'} "
                                "pixels in [0, 255]",
-              "files": {}}
+              "runtime": litert_runtime(), "files": {}}
     failures = []
     for name in modes or artifact.export_names(settings.modes):
         log.info("exporting %s", name)

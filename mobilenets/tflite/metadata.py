@@ -18,7 +18,7 @@ import zipfile
 import flatbuffers
 from flatbuffers import number_types, table
 
-from mobilenets import compat
+from mobilenets import compat, console
 
 METADATA_NAME = "TFLITE_METADATA"
 FILE_IDENTIFIER = b"M001"
@@ -63,7 +63,8 @@ def add_detection_metadata(content, *, labels, name, description, version="", au
     `detection_result`."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=bytes(content))
+    with console.quiet_native():
+        interpreter = Interpreter(model_content=bytes(content))
     _, height, width, channels = (int(d) for d in interpreter.get_input_details()[0]["shape"])
     roles = detection_roles(content)
     builder = flatbuffers.Builder(1024)
@@ -91,7 +92,8 @@ def add_segmentation_metadata(content, *, labels, name, description, version="",
     (`segmentation_masks`), `labels.txt` along its class axis."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=bytes(content))
+    with console.quiet_native():
+        interpreter = Interpreter(model_content=bytes(content))
     _, height, width, channels = (int(d) for d in interpreter.get_input_details()[0]["shape"])
     classes = int(interpreter.get_output_details()[0]["shape"][-1])
     if len(labels) != classes:
@@ -147,7 +149,8 @@ def add_metadata(content, *, labels, name, description, version="", author="", l
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=bytes(content))
+    with console.quiet_native():
+        interpreter = Interpreter(model_content=bytes(content))
     input_details = interpreter.get_input_details()[0]
     output_details = interpreter.get_output_details()[0]
     _, height, width, channels = (int(d) for d in input_details["shape"])

@@ -1,4 +1,5 @@
-"""A .tflite file in the LiteRT interpreter, called like a Keras model on float pixel batches."""
+"""A .tflite file in LiteRT (its CompiledModel API, or the Interpreter), called like a Keras model
+on float pixel batches."""
 
 import pathlib
 import signal
@@ -12,10 +13,17 @@ import numpy as np
 from mobilenets import console
 from mobilenets.errors import UserError
 
+# LiteRT's two Python APIs: the CompiledModel (what LiteRT asks new code to use; the default
+# here: it runs every file the project exports, giving the Interpreter's outputs exactly,
+# tests/tflite/test_apis.py) and the Interpreter (in maintenance).
+APIS = ("compiled", "interpreter")
+DEFAULT_API = "compiled"
+
 
 class TFLiteModel:
-    """A .tflite file (path or bytes) in the LiteRT interpreter, called on float pixel batches.
-    By default LiteRT runs it with XNNPACK; `builtin_kernels` runs TFLite's own kernels.
+    """A .tflite file (path or bytes) in LiteRT, called on float pixel batches, through its
+    CompiledModel API (`api="compiled"`) or its Interpreter. By default LiteRT runs it with
+    XNNPACK; `builtin_kernels` runs TFLite's own kernels.
 
     Inputs are quantized and outputs dequantized with the file's own parameters, one image
     at a time (exported files have a static batch of 1). A file of several outputs gives a
@@ -23,20 +31,23 @@ class TFLiteModel:
     classes, scores, count), another's in the file's order.
     """
 
-    def __init__(self, model, threads=1, builtin_kernels=False):
+    def __init__(self, model, threads=1, builtin_kernels=False, api=DEFAULT_API):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        if api not in APIS:
+            raise UserError(f"--api: {api!r} is not one of {', '.join(APIS)}")
         # builtin_kernels: TFLite's own kernels, without the XNNPACK delegate LiteRT applies
-        # by default (what a phone without XNNPACK, or with it disabled, runs).
-        resolver = (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels
-                    else OpResolverType.AUTO)
-        source = ({"model_content": bytes(model)} if isinstance(model, (bytes, bytearray))
-                  else {"model_path": str(model)})
+        # by default (what a phone without XNNPACK, or with it disabled, runs). With the
+        # CompiledModel, the Interpreter only describes the file: no delegate needed.
+        resolver = (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                    if builtin_kernels or api == "compiled" else OpResolverType.AUTO)
+        content = (bytes(model) if isinstance(model, (bytes, bytearray))
+                   else pathlib.Path(model).read_bytes())
         if not builtin_kernels:  # the file would make LiteRT fail, or abort this process
             check_xnnpack_builds(model)
         try:
             with console.quiet_native():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-                self.interpreter = Interpreter(**source, num_threads=threads,
+                self.interpreter = Interpreter(model_content=content, num_threads=threads,
                                                experimental_op_resolver_type=resolver)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
@@ -45,6 +56,9 @@ class TFLiteModel:
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = output_order(self.interpreter, model)
         self.output = self.outputs[0]
+        self.api = api
+        self.compiled = (Compiled(content, threads, builtin_kernels, self.interpreter,
+                                  self.outputs) if api == "compiled" else None)
         self.latencies = []
 
     @property
@@ -65,13 +79,17 @@ class TFLiteModel:
         if np.issubdtype(details["dtype"], np.integer):
             info = np.iinfo(details["dtype"])
             image = np.clip(np.round(image / (scale or 1.0) + zero), info.min, info.max)
-        self.interpreter.set_tensor(details["index"], image.astype(details["dtype"]))
+        image = image.astype(details["dtype"])
         started = time.perf_counter()
-        self.interpreter.invoke()
+        if self.compiled is not None:
+            raw = self.compiled.run(image)
+        else:
+            self.interpreter.set_tensor(details["index"], image)
+            self.interpreter.invoke()
+            raw = [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
         self.latencies.append(time.perf_counter() - started)
         outputs = []
-        for details in self.outputs:
-            output = self.interpreter.get_tensor(details["index"])
+        for details, output in zip(self.outputs, raw):
             scale, zero = details["quantization"]
             if np.issubdtype(output.dtype, np.integer):
                 output = (output.astype(np.float32) - zero) * scale
@@ -81,6 +99,83 @@ class TFLiteModel:
     @property
     def median_latency_ms(self):
         return 1000 * statistics.median(self.latencies) if self.latencies else None
+
+
+def litert_runtime(api=DEFAULT_API):
+    """What runs the files here: LiteRT's version, the API, and the machine (its kernels differ
+    by instruction set: a file's scores on x86 are not quite an ARM phone's)."""
+    import platform
+    from importlib import metadata
+
+    cpu = platform.processor()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "CPU part")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"litert": metadata.version("ai-edge-litert"), "api": api,
+            "machine": platform.machine(), "cpu": cpu}
+
+
+_ENVIRONMENT = []
+
+
+def environment():
+    """The LiteRT environment every CompiledModel of this process shares (made once: it
+    registers LiteRT's accelerators, and says so, each time)."""
+    if not _ENVIRONMENT:
+        from ai_edge_litert.compiled_model import Environment
+
+        with console.quiet_native():
+            _ENVIRONMENT.append(Environment.create())
+    return _ENVIRONMENT[0]
+
+
+class Compiled:
+    """A .tflite file in LiteRT's CompiledModel API on the CPU (XNNPACK, or the built-in
+    kernels), its outputs in the order of `outputs` (the Interpreter's details of them)."""
+
+    def __init__(self, content, threads, builtin_kernels, interpreter, outputs):
+        from ai_edge_litert.compiled_model import (
+            CompiledModel,
+            CpuKernelMode,
+            CpuOptions,
+            HardwareAccelerator,
+            Options,
+        )
+
+        options = Options(hardware_accelerators=HardwareAccelerator.CPU,
+                          cpu_options=CpuOptions(num_threads=threads, kernel_mode=(
+                              CpuKernelMode.BUILTIN if builtin_kernels else None)))
+        try:
+            with console.quiet_native():  # its environment's and accelerators' INFO lines
+                self.model = CompiledModel.from_buffer(content, options=options,
+                                                       environment=environment())
+                self.inputs = self.model.create_input_buffers(0)
+                self.buffers = self.model.create_output_buffers(0)
+        except (ValueError, RuntimeError) as error:
+            raise UserError(f"LiteRT's CompiledModel cannot run the file "
+                            f"({str(error).splitlines()[0]}); try --api interpreter") from None
+        signature = self.model.get_signature_by_index(0)
+        if signature["key"] in interpreter.get_signature_list():  # buffers in its order
+            named = interpreter.get_signature_runner(signature["key"]).get_output_details()
+            position = {named[name]["index"]: i for i, name in enumerate(signature["outputs"])}
+        else:
+            position = {d["index"]: i for i, d in enumerate(interpreter.get_output_details())}
+        self.order = [(position[d["index"]], int(np.prod(d["shape"])), d["dtype"],
+                       tuple(d["shape"])) for d in outputs]
+        details = interpreter.get_input_details()[0]
+        with console.quiet_native():  # the first run sets LiteRT's CPU accelerator up, loudly
+            self.run(np.zeros(details["shape"], details["dtype"]))
+
+    def run(self, image):
+        """The outputs for one input array (already of the file's input type)."""
+        self.inputs[0].write(np.ascontiguousarray(image))
+        self.model.run_by_index(0, self.inputs, self.buffers)
+        return [self.buffers[index].read(size, dtype).reshape(shape)
+                for index, size, dtype, shape in self.order]
 
 
 def check_xnnpack_builds(model):

@@ -22,6 +22,8 @@ def rewire_int8(content, pixels_input, float_softmax):
     - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
       bytes as they are) followed by DEQUANTIZE; XNNPACK runs DEQUANTIZE and the converter's
       QUANTIZE to int8, but not the uint8-to-int8 QUANTIZE the converter emits for uint8 input.
+      A signature the converter wrote takes the new input (LiteRT's CompiledModel fails on a
+      signature whose input is not the graph's).
     - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32),
       wherever it is (the classifier's output, the scores a detection post-process takes);
       XNNPACK has no int8 softmax.
@@ -57,6 +59,10 @@ def rewire_int8(content, pixels_input, float_softmax):
         dequantize.inputs, dequantize.outputs = [len(graph.tensors) - 1], [source]
         graph.operators.insert(0, dequantize)
         graph.inputs = [len(graph.tensors) - 1]
+        for signature in model.signatureDefs or []:  # the converter's own, if it wrote one
+            for entry in signature.inputs or []:
+                if entry.tensorIndex == source:
+                    entry.tensorIndex = len(graph.tensors) - 1
     if float_softmax:
         producer = {out: op for op in graph.operators for out in op.outputs}
         pairs = [(producer.get(op.inputs[0]), op) for op in graph.operators
