@@ -12,7 +12,7 @@ import pathlib
 import signal
 import sys
 
-from mobilenets import console, interrupts
+from mobilenets import console, files, interrupts
 from mobilenets.errors import (
     ExportCheckFailed,
     Interrupted,
@@ -210,6 +210,48 @@ def predict_command(args):
         print(f"{result['image']}: {tasks.describe(result)}")
 
 
+def _sweep_arguments(parser):
+    parser.add_argument("--config", help="the experiment YAML file every point starts from")
+    parser.add_argument("--grid", help="the grid YAML file (`grid:` keys and their values, "
+                        "optional `variants:`)")
+    parser.add_argument("--workdir", help="where the points' run directories and the table go "
+                        "(default: runs/sweep_<config name>)")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="points trained at once, each in its own process (default 1)")
+    parser.add_argument("--front-by", choices=["latency", "size"], default="latency",
+                        help="the front is accuracy against int8 latency (default) or size")
+    parser.add_argument("--budget-ms", type=float, help="name the best point at most this fast")
+    parser.add_argument("--budget-mb", type=float, help="name the best point at most this large")
+    parser.add_argument("--latency-from", metavar="CSV",
+                        help="int8 latencies measured elsewhere (a phone): a CSV of file,ms, "
+                        "file a point's name or its export/model_int8.tflite path")
+    parser.add_argument("--collect", nargs="+", metavar="DIR",
+                        help="tabulate the finished points of these sweep folders (several "
+                        "machines' workdirs) instead of training")
+
+
+def sweep_command(args):
+    from mobilenets import sweep
+
+    if args.parallel < 1:
+        raise UserError("--parallel must be at least 1")
+    if args.collect:
+        folders = sweep.collect(args.collect)
+        workdir = args.workdir or "runs/sweep"
+        files.writable_folder(workdir, "--workdir")
+    else:
+        if not (args.config and args.grid):
+            raise UserError("sweep: give --config and --grid (or --collect DIR ...)")
+        workdir = args.workdir or pathlib.Path("runs") / f"sweep_{pathlib.Path(args.config).stem}"
+        folders = sweep.run(args.config, args.grid, workdir, args.parallel)
+    results = sweep.table(folders, workdir, by="int8_ms" if args.front_by == "latency" else
+                          "int8_mb", budget_ms=args.budget_ms, budget_mb=args.budget_mb,
+                          latency_from=args.latency_from)
+    print((pathlib.Path(workdir) / "sweep.md").read_text())
+    if results["budget"]["best"]:
+        print(json.dumps({"best_within_budget": results["budget"]["best"]}))
+
+
 def _models_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--name", action="append", help="only this model (repeatable)")
@@ -264,4 +306,7 @@ COMMANDS = {
                "table of every published variant: parameters, multiply-adds, paper figures"),
     "benchmark": (benchmark_command, _benchmark_arguments,
                   "latency of a model on this CPU (LiteRT, batch 1) and its XNNPACK coverage"),
+    "sweep": (sweep_command, _sweep_arguments,
+              "train an experiment over a grid of widths, resolutions and families; the "
+              "accuracy-latency front"),
 }

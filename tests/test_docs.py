@@ -134,7 +134,11 @@ def test_shell_commands_parse_and_load_their_configs(argv, parse_only, monkeypat
             cli.main(arguments)
     args = parsed.value.args[0]
     if getattr(args, "config", None):
-        config_lib.load(args.config, args.set)
+        config_lib.load(args.config, getattr(args, "set", []))
+    if getattr(args, "grid", None):  # a sweep's grid: every point checked
+        from mobilenets import sweep
+
+        assert sweep.read_grid(args.grid)
 
 
 def test_the_docs_show_the_commands_they_should():
@@ -142,7 +146,7 @@ def test_the_docs_show_the_commands_they_should():
     shown = {tuple(program(argv)[0][:1]) for page in DOCS for argv in commands(page)
              if program(argv)[0]}
     assert {(name,) for name in ("train", "evaluate", "export", "predict", "benchmark",
-                                 "models")} <= shown
+                                 "models", "sweep")} <= shown
 
 
 @pytest.mark.slow
