@@ -55,3 +55,24 @@ def run(tmp_path_factory):
     workdir = root / "work"
     assert train_main(["--config", str(config), "--workdir", str(workdir)]) == 0
     return config, workdir
+
+
+# Each tier's time, printed at the end of a run (CI's log shows both): the sum of its tests'
+# durations (setup, call and teardown; with -n 2 the two workers' sums, so about twice the
+# wall clock a tier would take alone).
+_TIER_SECONDS = {"fast": [0.0, set()], "slow": [0.0, set()]}
+
+
+def pytest_runtest_logreport(report):
+    tier = _TIER_SECONDS["slow" if "slow" in report.keywords else "fast"]
+    tier[0] += report.duration
+    tier[1].add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = [f"{name} tier: {len(tests)} tests, {seconds / 60:.1f} min of test time"
+             for name, (seconds, tests) in _TIER_SECONDS.items() if tests]
+    if lines:
+        terminalreporter.write_sep("-", "tiers")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -16,6 +16,7 @@ results_table = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(results_table)
 
 
+@pytest.mark.slow  # the shared end-to-end run
 def test_row_reads_a_finished_run(run):
     _, workdir = run
     metrics = json.loads((workdir / "metrics.json").read_text())
@@ -83,6 +84,7 @@ def test_markdown_names_the_best_run_by_validation_not_by_test():
             "test top-1 0.9300 float, 0.8950 PTQ int8.") in results_table.markdown(rows)
 
 
+@pytest.mark.slow  # the shared end-to-end run
 def test_main_adds_a_run_to_the_results_files(run, tmp_path, monkeypatch):
     _, workdir = run
     results_table.write_csv(tmp_path / "fashion_mnist.csv", [fake_row("older")])

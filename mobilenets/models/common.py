@@ -120,6 +120,9 @@ class Network:
     name: str
     default_dropout: float = 0.0
     pre_logits: object = None  # pooled features -> the classifier's input (top only)
+    # whether a pooled model without its classifier keeps `pre_logits` (timm's MobileNetV4
+    # with num_classes=0 keeps its 1280-channel head; keras.applications' MobileNetV3 drops it)
+    pooled_keeps_pre_logits: bool = False
     top: object = None  # (common, last map) -> output, replacing pooling and classifier
 
     @property
@@ -137,9 +140,10 @@ def classifier_model(common, network):
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif common.pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    keeps = common.include_top or (common.pooling and network.pooled_keeps_pre_logits)
+    if network.pre_logits is not None and keeps:
+        x = network.pre_logits(x)
     if common.include_top:
-        if network.pre_logits is not None:
-            x = network.pre_logits(x)
         rate = network.default_dropout if common.dropout is None else common.dropout
         if rate > 0:
             x = layers.Dropout(rate, name="dropout")(x)

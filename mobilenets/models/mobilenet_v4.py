@@ -161,7 +161,7 @@ def build(common, *, variant="conv_small", alpha=1.0, output_stride=32, drop_pat
         return layers.Flatten(name="pre_logits_flatten")(x)
 
     return Network(inputs, features.maps, common.model_name(f"mobilenet_v4_{variant}", alpha),
-                   default_dropout=0.2, pre_logits=pre_logits)
+                   default_dropout=0.2, pre_logits=pre_logits, pooled_keeps_pre_logits=True)
 
 
 def block(x, row, filters, strides, dilation, drop_path, spec, *, name):

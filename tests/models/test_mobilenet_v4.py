@@ -32,6 +32,26 @@ def test_parameters_equal_timm(variant):
     assert trainable == TIMM_PARAMETERS[variant]
 
 
+# timm's classifier (1280 -> 1000, with bias), which its num_classes=0 leaves out, and its
+# head (a 960 -> 1280 1x1 conv without bias, then BatchNorm), which it keeps: forward_features
+# ends before it.
+CLASSIFIER = 1280 * 1000 + 1000
+HEAD = 960 * 1280 + 2 * 1280
+
+
+@pytest.mark.parametrize("variant", ["conv_small", "hybrid_medium"])
+def test_without_its_classifier_it_is_timms_num_classes_0_and_its_features(variant):
+    def trainable(**options):
+        model = build_model("mobilenet_v4", input_shape=(224, 224, 3), variant=variant,
+                            include_top=False, **options)
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    assert trainable(pooling="avg") == TIMM_PARAMETERS[variant] - CLASSIFIER
+    assert trainable() == TIMM_PARAMETERS[variant] - CLASSIFIER - HEAD
+    assert trainable(pooling="avg") == (2_493_024 if variant == "conv_small" else
+                                        TIMM_PARAMETERS[variant] - CLASSIFIER)
+
+
 def test_small_width_runs_at_tiny_inputs():
     model = build_model("mobilenet_v4", input_shape=(32, 32, 1), num_classes=10,
                         variant="conv_small", alpha=0.5)
