@@ -58,6 +58,64 @@ def stamp():
             "machine": machine()}
 
 
+def title(doc):
+    """A results file's title: the first paragraph of its script's docstring, whole."""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def clone_path(value):
+    """A path of this machine's in a run's recorded command, as a clone's reader would name it:
+    an experiment file from experiments/, anything else (a teacher's model.keras, another run's
+    file) in runs/<its folder>/<file>; a relative path or a plain value as it is."""
+    if not value.startswith("/"):
+        return value
+    parts = pathlib.PurePath(value).parts
+    if "experiments" in parts:
+        last = len(parts) - 1 - parts[::-1].index("experiments")
+        return "/".join(parts[last:])
+    return "/".join(("runs", *parts[-2:]))
+
+
+def run_provenance(run):
+    """What a finished run directory says of how it was made: the commits its sessions ran at
+    (sessions.json, in order, each once; empty for a run made before sessions.json existed),
+    the seed of its config.yaml, and its first session's `mobilenets train` command as run
+    from a clone at that commit, the run directory in runs/<name> (None where the run was
+    not made by that command, e.g. from Python)."""
+    import yaml
+
+    run = pathlib.Path(run)
+    sessions_file = run / "sessions.json"
+    sessions = (json.loads(sessions_file.read_text())["sessions"] if sessions_file.is_file()
+                else [])
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    made = {"commits": list(dict.fromkeys(s["commit"] or "unknown" for s in sessions)),
+            "seed": config["train"]["seed"], "command": None}
+    words = shlex.split(sessions[0]["command"]) if sessions else []
+    if "train" not in words:
+        return made
+    command = ["mobilenets", "train"]
+    words = words[words.index("train") + 1:]
+    for previous, word in zip(["train", *words], words):
+        if previous == "--workdir":
+            command.append(f"runs/{run.resolve().name}")
+        elif "=" in word and not word.startswith("-"):
+            key, value = word.split("=", 1)
+            command.append(f"{key}={clone_path(value)}")
+        else:
+            command.append(clone_path(word))
+    return {**made, "command": shlex.join(command)}
+
+
+def spread(values):
+    """{"mean", "sd" (sample standard deviation; 0 for one value), "min", "max", "n"}."""
+    import statistics
+
+    values = [float(v) for v in values]
+    return {"mean": statistics.fmean(values), "n": len(values), "min": min(values),
+            "max": max(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 def flat(row, prefix=""):
     """A row of nested dicts as one level, keys joined by " / "; raw lists of lists (each
     round's samples) are left to the JSON."""

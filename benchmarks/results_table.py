@@ -1,19 +1,21 @@
 """The Fashion-MNIST results: rows read from finished run directories, kept in
 results/fashion_mnist.csv, shown in results/fashion_mnist.md and results/fashion_mnist.png.
 
-    python benchmarks/results_table.py runs/fashion_mnist_mobilenet_v4 [RUN ...]
+    python benchmarks/results_table.py runs/recipe_s42 runs/recipe_s43 [RUN ...] [--drop RUN]
 
 Each run directory given (a finished `mobilenets train` run of an experiments/fashion_mnist_*.yaml
 file, with its QAT run `<run>_qat/` beside it if there is one) becomes the row of that name in the
 CSV, replacing an older row of the same name, and its training curve results/curves/<run>.png;
-the other rows stay as they are. A row holds the
-input size, parameters and multiply-adds at that size, the validation top-1 (if the run held
-images out of training), float top-1 on the test split (Keras), PTQ int8 top-1 and its top-1
-agreement with the float model, QAT int8 top-1 and its agreement with the QAT Keras model, the
-PTQ int8 file's size and median latency (LiteRT, 1 thread, from the export's verification), the
-training (epochs, augmentation, hours), the command that reproduces it, and the date, commit and
-CPU. Run it from the checkout and on the machine that trained the runs: the commit and the CPU
-are read from them.
+the other rows stay as they are (--drop removes rows by name). A row holds the experiment and
+seed, the input size, parameters and multiply-adds at that size, the validation top-1 (if the
+run held images out of training), float top-1 on the test split (Keras), PTQ int8 top-1 and its
+top-1 agreement with the float model, QAT int8 top-1 and its agreement with the QAT Keras model,
+the PTQ int8 file's size and median latency (LiteRT, 1 thread, from the export's verification),
+the training (epochs, augmentation, hours), the command that rebuilds the run directory from a
+clone, the commit(s) the run trained at (its sessions.json), the date, and the CPU. The table
+shows one line per experiment: with several seeds, their mean and sample standard deviation,
+each seed's figures listed below it. Run it on the machine that trained the runs: the CPU is
+read from it.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import datetime
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import sys
 
@@ -35,7 +38,7 @@ import yaml  # noqa: E402
 from mobilenets import build_model, profile  # noqa: E402
 
 RESULTS = provenance.ROOT / "results"
-COLUMNS = ("run", "model", "input", "params_m", "macs_m", "training", "hours",
+COLUMNS = ("run", "experiment", "seed", "model", "input", "params_m", "macs_m", "training", "hours",
            "validation_top1", "float_top1", "ptq_int8_top1", "ptq_agreement", "qat_int8_top1",
            "qat_agreement", "qat_epochs", "int8_mb", "int8_ms", "command", "qat_command",
            "date", "commit", "machine")
@@ -70,6 +73,14 @@ def qat_command(run, model):
             f"--workdir runs/{run.name}_qat --set {' '.join(sets)}")
 
 
+def experiment_name(command, run):
+    """The experiment file's stem in a run's command (`--config experiments/<stem>.yaml`)."""
+    words = shlex.split(command)
+    if "--config" in words:
+        return pathlib.PurePath(words[words.index("--config") + 1]).stem
+    return run.name
+
+
 def row(run):
     """The CSV row of the run directory `run` (None if it is not finished)."""
     metrics, report = read(run / "metrics.json"), read(run / "export/report.json")
@@ -87,8 +98,11 @@ def row(run):
     validation = metrics.get("validation", {}).get("top1")
     finished = datetime.date.fromtimestamp((run / "metrics.json").stat().st_mtime)
     machine = provenance.machine()
+    made = provenance.run_provenance(run)
+    command = made["command"] or f"mobilenets train --config experiments/{run.name}.yaml"
     return {
-        "run": run.name, "model": model_words(model),
+        "run": run.name, "experiment": experiment_name(command, run),
+        "seed": str(made["seed"]), "model": model_words(model),
         "input": "x".join(map(str, model["input_shape"])),
         "params_m": f"{counts['params'] / 1e6:.2f}", "macs_m": f"{counts['macs'] / 1e6:.1f}",
         "training": f"{metrics['epochs']} epochs, {augmentation(config['data'])}"
@@ -102,9 +116,9 @@ def row(run):
         "qat_agreement": f"{qat['agreement']:.4f}" if qat else "",
         "qat_epochs": str(qat_metrics["epochs"]) if qat else "",
         "int8_mb": f"{int8['size_mb']:.2f}", "int8_ms": f"{int8['median_latency_ms']:.3f}",
-        "command": f"mobilenets train --config experiments/{run.name}.yaml",
+        "command": command,
         "qat_command": qat_command(run, model) if qat else "",
-        "date": finished.isoformat(), "commit": provenance.commit(),
+        "date": finished.isoformat(), "commit": ", ".join(made["commits"]) or "unknown",
         "machine": f"{machine['cpu']} ({machine['cores']} cores)",
     }
 
@@ -130,22 +144,57 @@ def write_csv(path, rows):
         writer.writerows({key: r.get(key, "") for key in COLUMNS} for r in rows)
 
 
-def points(fraction_text, reference_text):
-    """"0.9313 (+0.08)": a top-1 and its difference to the reference, in points."""
-    value, reference = float(fraction_text), float(reference_text)
-    return f"{value:.4f} ({100 * (value - reference):+.2f})"
+def groups(rows):
+    """The rows by experiment, in run order (an older row without an experiment is its own)."""
+    out = {}
+    for r in rows:
+        out.setdefault(r.get("experiment") or r["run"], []).append(r)
+    return out
+
+
+def mean(rows, key):
+    return provenance.spread(r[key] for r in rows)["mean"]
+
+
+def top1(rows, key):
+    """An experiment's top-1: its one run's, or its seeds' "mean ± sample sd"."""
+    if len(rows) == 1:
+        return rows[0][key] or "-"
+    if not all(r[key] for r in rows):
+        return "-"
+    figures = provenance.spread(r[key] for r in rows)
+    return f"{figures['mean']:.4f} ± {figures['sd']:.4f}"
+
+
+def int8_cell(rows, key, agreement, reference="float_top1"):
+    """"0.9313 (+0.08); 99.3%": an int8 top-1 (mean over seeds), its difference to the float
+    top-1 in points, and the agreement with the float model."""
+    if not all(r[key] for r in rows):
+        return None
+    difference = 100 * (mean(rows, key) - mean(rows, reference))
+    return f"{top1(rows, key)} ({difference:+.2f}); {100 * mean(rows, agreement):.1f}%"
+
+
+def label(name, rows):
+    """The table's first cell: the run, or the experiment and its seeds."""
+    if not rows[0].get("experiment"):
+        return rows[0]["run"]
+    seeds = ", ".join(r["seed"] for r in rows)
+    return f"{name} (seed{'s' if len(rows) > 1 else ''} {seeds})"
 
 
 def markdown(rows):
-    """The table, then how each row was made."""
+    """The table (one line per experiment), then how each run was made."""
     lines = [
         "# Fashion-MNIST results",
         "",
         "Written by `python benchmarks/results_table.py` from results/fashion_mnist.csv. Top-1 on "
         "the 10,000 test images, scored once after training; validation top-1 on the images a "
-        "run held out of training, where it did. int8 differences are to the float top-1, "
-        "agreement is the share of test images where the int8 file and its Keras model agree "
-        "on the class. Latency: the PTQ int8 file, LiteRT with XNNPACK, 1 thread, batch 1.",
+        "run held out of training, where it did. An experiment run with several seeds shows "
+        "their mean ± sample standard deviation, each seed's figures below the table. int8 "
+        "differences are to the float top-1, agreement is the share of test images where the "
+        "int8 file and its Keras model agree on the class. Latency: the PTQ int8 file, LiteRT "
+        "with XNNPACK, 1 thread, batch 1.",
         "",
     ]
     selected = [r for r in rows if r["validation_top1"]]
@@ -159,26 +208,33 @@ def markdown(rows):
         "(agreement) | QAT int8 top-1 (agreement) | int8 size | int8 latency | training |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        qat = (f"{points(r['qat_int8_top1'], r['float_top1'])}; "
-               f"{100 * float(r['qat_agreement']):.1f}%, {r['qat_epochs']} ep"
-               if r["qat_int8_top1"] else "-")
+    for name, runs in groups(rows).items():
+        first = runs[0]
+        qat = int8_cell(runs, "qat_int8_top1", "qat_agreement")
+        qat = f"{qat}, {first['qat_epochs']} ep" if qat else "-"
+        hours = f"{mean(runs, 'hours'):.1f} h" + (" each" if len(runs) > 1 else "")
         lines.append(
-            f"| {r['run']} | {r['model']} | {r['input']} | {r['params_m']}M | {r['macs_m']}M | "
-            f"{r['validation_top1'] or '-'} | {r['float_top1']} | "
-            f"{points(r['ptq_int8_top1'], r['float_top1'])}; "
-            f"{100 * float(r['ptq_agreement']):.1f}% | {qat} | {r['int8_mb']} MB | "
-            f"{r['int8_ms']} ms | {r['training']}, {float(r['hours']):.1f} h |")
-    lines += ["", "## How each row was made", ""]
-    for r in rows:
-        lines.append(f"- **{r['run']}** ({r['date']}, commit {r['commit']}, {r['machine']}): "
-                     f"`{r['command']}`" + (f"; QAT: `{r['qat_command']}`"
-                                            if r["qat_command"] else ""))
+            f"| {label(name, runs)} | {first['model']} | {first['input']} | "
+            f"{first['params_m']}M | {first['macs_m']}M | {top1(runs, 'validation_top1')} | "
+            f"{top1(runs, 'float_top1')} | {int8_cell(runs, 'ptq_int8_top1', 'ptq_agreement')} | "
+            f"{qat} | {first['int8_mb']} MB | {mean(runs, 'int8_ms'):.3f} ms | "
+            f"{first['training']}, {hours} |")
+    lines += ["", "## How each run was made", "",
+              "Each command rebuilds the run directory from a clone at the commit named.", ""]
+    for runs in groups(rows).values():
+        for r in runs:
+            figures = (f"seed {r['seed']}: validation {r['validation_top1'] or '-'}, float "
+                       f"{r['float_top1']}, PTQ int8 {r['ptq_int8_top1']}; "
+                       if len(runs) > 1 else "")
+            lines.append(f"- **{r['run']}** ({figures}{r['date']}, commit {r['commit']}, "
+                         f"{r['machine']}): `{r['command']}`"
+                         + (f"; QAT: `{r['qat_command']}`" if r["qat_command"] else ""))
     return "\n".join(lines) + "\n"
 
 
 def plot(rows, png):
-    """Top-1 (float and PTQ int8) against the int8 file's latency, one point per row."""
+    """Top-1 (float and PTQ int8) against the int8 file's latency, one point per experiment
+    (its seeds' mean)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,13 +242,14 @@ def plot(rows, png):
     import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        ms, top1, int8 = float(r["int8_ms"]), float(r["float_top1"]), float(r["ptq_int8_top1"])
-        axes.plot([ms, ms], [int8, top1], color="0.7", zorder=1)
-        axes.scatter([ms], [top1], color="tab:blue", zorder=2)
+    for runs in groups(rows).values():
+        ms, float_top1 = mean(runs, "int8_ms"), mean(runs, "float_top1")
+        int8 = mean(runs, "ptq_int8_top1")
+        axes.plot([ms, ms], [int8, float_top1], color="0.7", zorder=1)
+        axes.scatter([ms], [float_top1], color="tab:blue", zorder=2)
         axes.scatter([ms], [int8], color="tab:orange", marker="x", zorder=2)
-        axes.annotate(f"{r['model']} {r['input'].split('x')[0]}px", (ms, top1), fontsize=7,
-                      xytext=(4, 2), textcoords="offset points")
+        axes.annotate(f"{runs[0]['model']} {runs[0]['input'].split('x')[0]}px",
+                      (ms, float_top1), fontsize=7, xytext=(4, 2), textcoords="offset points")
     axes.scatter([], [], color="tab:blue", label="float (Keras)")
     axes.scatter([], [], color="tab:orange", marker="x", label="PTQ int8 file")
     axes.set_xscale("log")
@@ -214,6 +271,9 @@ def main():
     parser.add_argument("runs", nargs="*", type=pathlib.Path,
                         help="finished run directories to add or update")
     parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--drop", nargs="+", default=[], metavar="RUN",
+                        help="rows to remove (a run whose directory is gone, superseded by "
+                             "newer seeds)")
     args = parser.parse_args()
     new_rows = []
     for run in args.runs:
@@ -227,7 +287,7 @@ def main():
             (args.results / "curves").mkdir(exist_ok=True)
             shutil.copyfile(curve, args.results / "curves" / f"{run.name}.png")
     table = args.results / "fashion_mnist.csv"
-    rows = merged(load_csv(table), new_rows)
+    rows = [r for r in merged(load_csv(table), new_rows) if r["run"] not in args.drop]
     write_csv(table, rows)
     (args.results / "fashion_mnist.md").write_text(markdown(rows))
     plot(rows, args.results / "fashion_mnist.png")

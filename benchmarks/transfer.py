@@ -134,7 +134,7 @@ def main():
                       "train_images": metrics["train_images"], "epochs": metrics["epochs"],
                       "train_seconds": metrics["train_seconds"], "command": command,
                       "config": text}
-    result = {**provenance.stamp(), "measurement": __doc__.splitlines()[0], "runs": rows}
+    result = {**provenance.stamp(), "measurement": provenance.title(__doc__), "runs": rows}
     path = provenance.ROOT / "results" / "transfer.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({name: row["top1"] for name, row in rows.items()}), "->", path)

@@ -24,6 +24,7 @@ def test_row_reads_a_finished_run(run):
     r = results_table.row(workdir)
     assert set(r) == set(results_table.COLUMNS)
     assert r["run"] == "work" and r["model"] == "mobilenet_v2 0.35" and r["input"] == "32x32x1"
+    assert r["experiment"] == "work" and r["seed"] == "42"  # made from Python: no command
     assert r["float_top1"] == f"{metrics['top1']:.4f}"
     assert r["ptq_int8_top1"] == f"{int8['top1']:.4f}"
     assert r["ptq_agreement"] == f"{int8['agreement']:.4f}"
@@ -77,6 +78,26 @@ def test_markdown_gives_differences_in_points_and_each_rows_provenance():
             "`mobilenets train --config experiments/a.yaml`") in text
 
 
+def test_an_experiments_seeds_are_one_line_with_their_mean_and_spread():
+    seeds = [{**fake_row(f"e_s{seed}", top1), "experiment": "e", "seed": str(seed),
+              "validation_top1": validation, "ptq_int8_top1": int8, "hours": hours,
+              "int8_ms": ms, "command": f"mobilenets train --set train.seed={seed}"}
+             for seed, top1, validation, int8, hours, ms in [
+                 (42, "0.9400", "0.9500", "0.9390", "2.00", "0.100"),
+                 (43, "0.9500", "0.9550", "0.9480", "3.00", "0.200"),
+                 (44, "0.9450", "0.9600", "0.9460", "4.00", "0.300")]]
+    text = results_table.markdown([fake_row("a")] + seeds)
+    assert ("| e (seeds 42, 43, 44) | e_s42 1 | 32x32x1 | 1.00M | 2.0M | 0.9550 ± 0.0050 | "
+            "0.9450 ± 0.0050 | 0.9443 ± 0.0047 (-0.07); 99.0% | - | 1.00 MB | 0.200 ms | "
+            "1 epochs, flip, 3.0 h each |") in text
+    assert ("- **e_s43** (seed 43: validation 0.9550, float 0.9500, PTQ int8 0.9480; "
+            "2026-12-02, commit abc1234, some CPU (2 cores)): "
+            "`mobilenets train --set train.seed=43`") in text
+    assert "| a | a 1 |" in text  # a row without an experiment stays as it was
+    # the best single run on validation, never the best on test
+    assert "Best model, chosen on validation: **e_s44**" in text
+
+
 def test_markdown_names_the_best_run_by_validation_not_by_test():
     rows = [{**fake_row("a", "0.9500"), "validation_top1": "0.9400"},
             {**fake_row("b", "0.9300"), "validation_top1": "0.9450"}, fake_row("c", "0.9600")]
@@ -98,6 +119,14 @@ def test_main_adds_a_run_to_the_results_files(run, tmp_path, monkeypatch):
     assert (tmp_path / "fashion_mnist.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "curves" / "work.png").read_bytes() == (
         workdir / "training_curve.png").read_bytes()
+
+
+def test_drop_removes_a_superseded_row(tmp_path, monkeypatch):
+    results_table.write_csv(tmp_path / "fashion_mnist.csv", [fake_row("old"), fake_row("kept")])
+    monkeypatch.setattr(sys, "argv", ["results_table.py", "--results", str(tmp_path),
+                                      "--drop", "old"])
+    results_table.main()
+    assert [r["run"] for r in results_table.load_csv(tmp_path / "fashion_mnist.csv")] == ["kept"]
 
 
 def test_main_refuses_an_unfinished_run(tmp_path, monkeypatch):
