@@ -13,6 +13,7 @@ About 15 minutes on 2 cores.
 import argparse
 import json
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -84,9 +85,10 @@ def write_folder(root, split, images, labels, classes, per_class=None):
 
 
 def run(command):
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-    return " ".join(command)
+    """Runs `mobilenets` with `command`'s arguments; returns the command as run from a clone."""
+    print("$ mobilenets", " ".join(command), flush=True)
+    subprocess.run([sys.executable, "-m", "mobilenets", *command], check=True)
+    return shlex.join(["mobilenets", *map(provenance.portable, command)])
 
 
 def config_text(template, init="", **values):
@@ -127,13 +129,12 @@ def main():
     for name, text in runs.items():
         config = root / f"{name}.yaml"
         config.write_text(text)
-        command = run([sys.executable, "-m", "mobilenets", "train", "--config", str(config),
-                       "--workdir", str(root / name)])
+        command = run(["train", "--config", str(config), "--workdir", str(root / name)])
         metrics = json.loads((root / name / "metrics.json").read_text())
         rows[name] = {"top1": metrics["top1"], "images": metrics["eval_images"],
                       "train_images": metrics["train_images"], "epochs": metrics["epochs"],
                       "train_seconds": metrics["train_seconds"], "command": command,
-                      "config": text}
+                      "config": text.replace(str(root), provenance.portable(str(root)))}
     result = {**provenance.stamp(), "measurement": provenance.title(__doc__), "runs": rows}
     path = provenance.ROOT / "results" / "transfer.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
