@@ -3,10 +3,12 @@ builders, which compute the same networks when built with `padding="symmetric"`.
 
 A checkpoint is a state_dict: `.safetensors` files are read with numpy (the `safetensors`
 package), `.pth`/`.pt`/`.bin` files through PyTorch (an optional extra: `pip install torch`).
-Its modules, in the order the reference code builds them (`reference_order`), are paired with our
-weighted layers in the order our builders make them (`our_order`), and each tensor is laid out
-as Keras wants it. Anything that does not fit stops the load with the names of both sides, before a
-single weight is changed.
+A torchvision or timm checkpoint's modules are paired with our weighted layers by their names
+(`reference_names`); another (the MobileNeXt and ShuffleNetV1 authors' code) in the order the
+reference code builds them (`reference_order`) with our layers in the order our builders make
+them (`our_order`), each pair's kind and shapes checked. Each tensor is laid out as Keras wants
+it. Anything that does not fit stops the load with the names of both sides, before a single
+weight is changed.
 """
 
 import collections
@@ -16,6 +18,7 @@ import numpy as np
 
 from mobilenets.models.layers import BN_EPSILON
 from mobilenets.models.pretrained import CLASSIFIER, WeightsMismatch, to_channels
+from mobilenets.models.reference_names import reference_names
 
 # The references' BatchNorm epsilon (torchvision's MobileNetV3 uses
 # 1e-3 like ours; every other reference PyTorch's default).
@@ -23,36 +26,11 @@ TORCH_EPSILON = {"mobilenet_v3_large": 1e-3, "mobilenet_v3_small": 1e-3}
 DEFAULT_TORCH_EPSILON = 1e-5
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _BATCH_NORM = ("weight", "bias", "running_mean", "running_var")
-# The named modules of the reference models whose build order is not alphabetical: the top
-# level (torchvision's MobileNetV2/V3 and SqueezeNet: features, classifier; its ShuffleNetV2:
-# conv1, stage2-4, conv5, fc; the official ShuffleNetV1: first_conv, features, classifier;
-# MobileNeXt: features, classifier; timm's MobileNetV4: conv_stem, bn1, blocks, conv_head,
-# norm_head, classifier), SqueezeNet's fire modules and timm's blocks (a conv before its
-# norm; FusedIB: conv_exp, bn1, conv_pwl, bn2; UIB: dw_start, pw_exp, dw_mid, pw_proj,
-# layer_scale). A safetensors file keeps no order (its names are sorted), so the order is rebuilt
+# The top-level modules of the references paired by build order (the MobileNeXt and ShuffleNetV1
+# authors' code) in the order they are built; inside them, Sequential indices and names sort
+# as built. A safetensors file keeps no order (its names are sorted), so the order is rebuilt
 # from the names.
-NAMED_ORDER = ("first_conv", "conv1", "features", "stage2", "stage3", "stage4", "conv5",
-               "conv_stem", "conv", "conv_exp", "bn1", "conv_pwl", "bn2", "bn", "blocks",
-               "conv_head", "norm_head", "classifier", "fc", "squeeze", "expand1x1", "expand3x3",
-               "dw_start", "pw_exp", "dw_mid", "pw_proj", "layer_scale")
-# Modules whose children's build order depends on which children they have: timm's EfficientNet
-# and MobileNetV3 (the EfficientNet head's norm is bn2, after conv_head), and their blocks,
-# where bnK follows the K-th conv (the inverted residual starts with conv_pw, the
-# depthwise-separable block with conv_dw), squeeze-excite between the depthwise conv and the
-# projection, its reduction before its expansion; timm's MobileNetV4 attention block (norm,
-# attention, layer scale), its attention (query, key, value, output) and its downsampled key
-# and value (depthwise conv, norm, projection). A module whose children are exactly one of
-# these sets is ordered by it, before NAMED_ORDER.
-LAYOUTS = (("conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"),
-           ("conv_stem", "bn1", "blocks", "conv_head", "classifier"),
-           ("conv_pw", "bn1", "conv_dw", "bn2", "conv_pwl", "bn3"),
-           ("conv_pw", "bn1", "conv_dw", "bn2", "se", "conv_pwl", "bn3"),
-           ("conv_dw", "bn1", "conv_pw", "bn2"),
-           ("conv_dw", "bn1", "se", "conv_pw", "bn2"),
-           ("conv_reduce", "conv_expand"),
-           ("norm", "attn", "layer_scale"),
-           ("query", "key", "value", "output"),
-           ("down_conv", "norm", "proj"))
+NAMED_ORDER = ("first_conv", "features", "classifier")
 
 
 def read_state_dict(path):
@@ -95,32 +73,18 @@ def _torch_load(path):
     return {name: value.numpy() for name, value in state.items() if hasattr(value, "numpy")}
 
 
-def reference_order(names):
-    """Sort key of the state_dict names `names` in the reference's build order: a name's module
-    path with Sequential indices compared as numbers (`features.10` after `features.9`), the
-    children of a module of one of the LAYOUTS as it, other names as NAMED_ORDER, then
-    alphabetically."""
-    children = collections.defaultdict(set)
-    for name in names:
-        path = name.split(".")[:-1]
-        for depth, part in enumerate(path):
-            children[tuple(path[:depth])].add(part)
-    layouts = {frozenset(layout): layout for layout in LAYOUTS}
-
-    def part_key(part, siblings):
+def reference_order(name):
+    """Sort key of a state_dict name in the reference's build order: its module path with
+    Sequential indices compared as numbers (`features.10` after `features.9`), the NAMED_ORDER
+    modules as it, other names alphabetically."""
+    def part_key(part):
         if part.isdigit():
             return 0, int(part), ""
-        layout = layouts.get(frozenset(siblings))
-        if layout:
-            return 1, layout.index(part), ""
         if part in NAMED_ORDER:
-            return 2, NAMED_ORDER.index(part), ""
-        return 3, 0, part
+            return 1, NAMED_ORDER.index(part), ""
+        return 2, 0, part
 
-    def key(name):
-        path = name.split(".")[:-1]
-        return [part_key(part, children[tuple(path[:depth])]) for depth, part in enumerate(path)]
-    return key
+    return [part_key(part) for part in name.split(".")[:-1]]
 
 
 def our_order(model):
@@ -148,7 +112,7 @@ def our_order(model):
 def modules(state):
     """[(module name, {parameter: array})] of a state_dict, in build order."""
     grouped = collections.OrderedDict()
-    for name in sorted(state, key=reference_order(state)):
+    for name in sorted(state, key=reference_order):
         value = state[name]
         module, _, parameter = name.rpartition(".")
         grouped.setdefault(module, {})[parameter] = value
@@ -163,14 +127,22 @@ def load_torch(model, state, *, bn_epsilon=DEFAULT_TORCH_EPSILON, origin="the ch
     `bn_epsilon` did. Returns the names of our layers left as they were; raises
     WeightsMismatch naming the first pair that does not fit."""
     ours, theirs = our_order(model), modules(state)
-    plan, kept = [], []
+    by_name = dict(theirs)
+    names = reference_names([layer.name for layer in ours], by_name)
+    if names is None:  # another layout: build order, each pair's kind and shapes checked
+        names = {layer.name: theirs[i][0] for i, layer in enumerate(ours) if i < len(theirs)}
+    plan, kept, used = [], [], set()
     for index, layer in enumerate(ours):
-        if index >= len(theirs):
+        module = names.get(layer.name)
+        if module is None:
             raise WeightsMismatch(f"{origin} does not fit {model.name}: it ends before its "
                                   f"layer {layer.name}")
-        module, tensors = theirs[index]
+        if module not in by_name:
+            raise WeightsMismatch(f"{origin} does not fit {model.name}: its layer {layer.name} "
+                                  f"takes module {module}, which {origin} does not have")
+        used.add(module)
         try:
-            values = _convert(layer, tensors, bn_epsilon)
+            values = _convert(layer, by_name[module], bn_epsilon)
             if index == 0:
                 values[0] = to_channels(values[0], tuple(layer.weights[0].shape))
         except ValueError as error:
@@ -186,10 +158,10 @@ def load_torch(model, state, *, bn_epsilon=DEFAULT_TORCH_EPSILON, origin="the ch
                 f"shapes {[tuple(w.shape) for w in layer.weights]}, module {module} "
                 f"{[tuple(v.shape) for v in values]}")
         plan += zip(layer.weights, values)
-    has_classifier = any(layer.name == CLASSIFIER for layer in ours)
-    if len(theirs) > len(ours) and has_classifier:
+    left_over = [module for module, _ in theirs if module not in used]
+    if left_over and any(layer.name == CLASSIFIER for layer in ours):
         raise WeightsMismatch(f"{origin} does not fit {model.name}: its module "
-                              f"{theirs[len(ours)][0]} is left over after the last layer")
+                              f"{left_over[0]} is left over after the last layer")
     for variable, value in plan:
         variable.assign(value.reshape(variable.shape))
     return kept

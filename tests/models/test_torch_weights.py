@@ -167,3 +167,40 @@ def test_a_checkpoint_needs_symmetric_padding(tmp_path):
     with pytest.raises(UserError, match="PyTorch checkpoints were trained with padding: "
                                         "symmetric, set model.padding: symmetric"):
         load(tmp_path / "c.yaml")
+
+
+def test_torchvision_and_timm_checkpoints_are_paired_by_name_others_by_build_order():
+    from mobilenets.models.reference_names import reference_names
+    from mobilenets.models.torch_weights import modules, our_order
+
+    by_name = {}
+    for path in GOLDEN.glob("*.json"):
+        golden = json.loads(path.read_text())
+        layers = [layer.name for layer in our_order(ours(golden))]
+        names = reference_names(layers, dict(modules({key: 0 for key, _ in golden["keys"]})))
+        by_name[path.stem] = names is not None
+        if names:  # each name is the reference's: every module taken once
+            assert sorted(names.values()) == sorted(
+                {key.rpartition(".")[0] for key, _ in golden["keys"]}), path.stem
+    assert {stem for stem, named in by_name.items() if not named} == {
+        "official_mobilenext", "official_shufflenet_v1_g3"}
+    timm = json.loads((GOLDEN / "timm_mobilenetv4_hybrid_medium.json").read_text())
+    layers = [layer.name for layer in our_order(ours(timm))]
+    names = reference_names(layers, dict(modules({key: 0 for key, _ in timm["keys"]})))
+    # the attention's query, key and value have the same shapes: only names tell them apart
+    assert (names["block7_mqa_key"], names["block7_mqa_value"]) == (
+        "blocks.2.4.attn.key.proj", "blocks.2.4.attn.value.proj")
+    assert names["block0_fused_conv"] == "blocks.0.0.conv_exp"  # timm: stage 0 is a FusedIB
+
+
+def test_a_missing_module_is_named_with_the_layer_that_takes_it():
+    golden = json.loads((GOLDEN / "torchvision_mobilenet_v3_small.json").read_text())
+    state = random_state(golden["keys"], golden["weights_seed"])
+    del state["features.4.block.1.0.weight"]
+    model = ours(golden)
+    before = model.get_layer("stem_conv").get_weights()[0]
+    with pytest.raises(WeightsMismatch, match=r"its layer block3_dw_conv takes module "
+                                              r"features\.4\.block\.1\.0, which the "
+                                              r"checkpoint does not have"):
+        load_torch(model, state)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0], before)
