@@ -45,8 +45,7 @@ COMMON = """model:
   crop_fraction: 1.0
 train:
   batch_size: {batch}
-  optimizer: sgd
-  nesterov: true
+  optimizer: {{type: sgd, sgd: {{nesterov: true}}}}
   schedule: cosine
   weight_decay: 4.0e-5
   label_smoothing: 0.0

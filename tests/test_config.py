@@ -56,11 +56,21 @@ def test_integers_widen_to_floats(tmp_path):
     ("train:\n  batch_size: big\n", (), r"train.batch_size: expected an integer, got 'big'"),
     ("train:\n  batch_size: 32.5\n", (), r"train.batch_size: expected an integer"),
     ("train:\n  epochs: true\n", (), r"train.epochs: expected an integer, got True"),
-    ("train:\n  nesterov: 1\n", (), r"train.nesterov: expected true or false"),
+    ("train:\n  optimizer: {type: sgd, sgd: {nesterov: 1}}\n", (),
+     r"train.optimizer.sgd.nesterov: expected true or false"),
+    ("train:\n  optimizer: {type: sgd, sgd: {momentun: 0.8}}\n", (),
+     r"unknown config key train.optimizer.sgd.momentun \(did you mean "
+     r"train.optimizer.sgd.momentum\?\)"),
+    ("train:\n  optimizer: {type: sgd, rmsprop: {rho: 0.8}}\n", (),
+     r"train.optimizer.rmsprop: set, but train.optimizer.type is sgd \(only its sub-section "
+     r"applies\)"),
+    ("train:\n  schedule: {type: constant, cosine: {min_learning_rate: 0.1}}\n", (),
+     r"train.schedule.cosine: set, but train.schedule.type is constant"),
     ("model:\n  input_shape: 224\n", (), r"model.input_shape: expected a list"),
     ("model:\n  input_shape: [224, 224, x]\n", (), r"model.input_shape\[2\]: expected an integer"),
-    ("train:\n  optimizer: rmsprp\n", (), r"train.optimizer: 'rmsprp' \(str\) is not one of "
-                                         r"rmsprop, sgd, adam, adamw \(did you mean rmsprop\?\)"),
+    ("train:\n  optimizer: rmsprp\n", (), r"train.optimizer.type: 'rmsprp' \(str\) is not one "
+                                         r"of rmsprop, sgd, adam, adamw \(did you mean "
+                                         r"rmsprop\?\)"),
     ("export:\n  modes: [int4]\n", (), r"export.modes\[0\]: 'int4' \(str\) is not one of"),
     ("train: 3\n", (), r"train: expected a mapping"),
     ("model:\n  alpha: 0\n", (), r"model.alpha must be > 0, got 0"),
@@ -71,13 +81,14 @@ def test_integers_widen_to_floats(tmp_path):
     ("data:\n  erase_probability: 2\n", (), r"data.erase_probability must be between 0 and 1"),
     ("train:\n  label_smoothing: 1.5\n", (), r"train.label_smoothing must be between 0 and 1"),
     ("model:\n  name: mobilenetv2\n", (), r"model.name: unknown model 'mobilenetv2' "
-                                           r"\(did you mean mobilenet_v2\?\)"),
+                                           r"\(did you mean 'mobilenet_v2'\?\)"),
     ("model:\n  input_shape: [224, 224, 4]\n", (), r"model.input_shape must be \[height, width, "
                                                    r"1 or 3\]"),
     ("model:\n  options: {minimalist: true}\n  name: mobilenet_v3_large\n", (),
-     r"model.options.minimalist: not an option of mobilenet_v3_large \(did you mean "
-     r"minimalistic\?\)"),
-    ("model:\n  options: {alpha: 0.5}\n", (), r"model.options.alpha: not an option"),
+     r"model.options: unknown option\(s\) 'minimalist' for mobilenet_v3_large \(did you mean "
+     r"'minimalistic'\?\); valid options: minimalistic"),
+    ("model:\n  options: {alpha: 0.5}\n", (), r"model.options: unknown option\(s\) 'alpha' for "
+                                               r"mobilenet_v2"),
     ("", ("train.epochs",), r"--set expects key.path=value"),
     ("", ("train.epochs.x=1",), r"train.epochs: expected an integer, got \{.x.: 1\}"),
     ("- a\n- b\n", (), r"the top level must be a mapping"),
@@ -86,7 +97,8 @@ def test_integers_widen_to_floats(tmp_path):
     ("train:\n  seed: -1\n", (), r"train.seed must be between 0 and 2147483647, got -1"),
     ("train:\n  seed: 4294967296\n", (), r"train.seed must be between 0 and 2147483647"),
     ("data:\n  crop_fraction: 0\n", (), r"data.crop_fraction must be > 0 and <= 1, got 0"),
-    ("train:\n  optimizer: sgd\n  epsilon: 0.1\n", (), r"train.epsilon: SGD has no epsilon"),
+    ("train:\n  optimizer: sgd\n  epsilon: 0.1\n", (), r"train.epsilon is not a key of the sgd "
+                                                       r"optimizer"),
     ("model:\n  dropout: 1\n", (), r"model.dropout must be >= 0 and < 1, got 1"),
     ("base: 3\n", (), r"base: expected the path of a YAML file, got 3"),
     ("train:\n  select: best\n", (), r"train.select: best picks the model by its validation "
@@ -110,16 +122,60 @@ def test_a_file_extends_its_base(tmp_path):
     rest replaces, and a base may have its own."""
     (tmp_path / "dataset.yaml").write_text(
         "model:\n  name: mobilenet_v1\n  alpha: 0.5\n  options: {depth_multiplier: 2}\n"
-        "train:\n  epochs: 3\n  batch_size: 16\n  step_epochs: [1, 2]\n")
+        "train:\n  epochs: 3\n  batch_size: 16\n"
+        "  schedule: {type: step, step: {epochs: [1, 2], factor: 0.5}}\n")
     (tmp_path / "families").mkdir()
     (tmp_path / "families/v1.yaml").write_text(
-        "base: ../dataset.yaml\ntrain:\n  epochs: 5\n  step_epochs: [4]\n")
+        "base: ../dataset.yaml\ntrain:\n  epochs: 5\n  schedule: {step: {epochs: [4]}}\n")
     (tmp_path / "families/v1_small.yaml").write_text("base: v1.yaml\nmodel:\n  alpha: 0.25\n")
     config = config_lib.load(tmp_path / "families/v1_small.yaml", ["train.batch_size=8"])
     assert (config.model.name, config.model.alpha) == ("mobilenet_v1", 0.25)
     assert config.model.options == {"depth_multiplier": 2}
     assert (config.train.epochs, config.train.batch_size) == (5, 8)
-    assert config.train.step_epochs == [4.0]
+    assert (config.train.schedule.step.epochs, config.train.schedule.step.factor) == ([4.0], 0.5)
+
+
+def test_a_file_that_chooses_another_optimizer_drops_its_bases_keys_for_the_old_one(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "train:\n  optimizer: {type: rmsprop, rmsprop: {rho: 0.8, epsilon: 0.002}}\n")
+    (tmp_path / "sgd.yaml").write_text(
+        "base: base.yaml\ntrain:\n  optimizer: {type: sgd, sgd: {nesterov: true}}\n")
+    optimizer = config_lib.load(tmp_path / "sgd.yaml").train.optimizer
+    assert (optimizer.type, optimizer.sgd.nesterov) == ("sgd", True)
+    assert optimizer.rmsprop == config_lib.schema.RmspropConfig()  # the base's keys are gone
+    again = config_lib.load(tmp_path / "base.yaml", ["train.optimizer=adam"]).train.optimizer
+    assert again.type == "adam"
+    same = config_lib.load(tmp_path / "base.yaml", ["train.optimizer.rmsprop.rho=0.7"])
+    assert (same.train.optimizer.rmsprop.rho, same.train.optimizer.rmsprop.epsilon) == (
+        0.7, 0.002)
+
+
+def test_the_flat_optimizer_and_schedule_keys_of_older_files_load_at_their_new_place(
+        tmp_path, caplog):
+    """An experiment written before train.optimizer and train.schedule became sections loads as
+    it did, each moved key named in a warning; an override still wins over a base's key."""
+    (tmp_path / "old.yaml").write_text(
+        "train:\n  optimizer: rmsprop\n  rho: 0.8\n  momentum: 0.7\n  epsilon: 0.002\n"
+        "  schedule: exponential\n  decay_rate: 0.99\n  decay_epochs: 3\n")
+    (tmp_path / "newer.yaml").write_text(
+        "base: old.yaml\ntrain:\n  optimizer: {rmsprop: {momentum: 0.5}}\n")
+    with caplog.at_level("WARNING", logger="mobilenets"):
+        config = config_lib.load(tmp_path / "newer.yaml", ["train.decay_rate=0.9"])
+    assert config.train.optimizer.rmsprop == config_lib.schema.RmspropConfig(
+        momentum=0.5, rho=0.8, epsilon=0.002)
+    exponential = config.train.schedule.exponential
+    assert (exponential.decay_rate, exponential.decay_epochs) == (0.9, 3.0)
+    assert ("config: train.rho is now train.optimizer.rmsprop.rho (read as such; write it "
+            "there)") in caplog.messages
+    assert ("config: train.decay_rate is now train.schedule.exponential.decay_rate (read as "
+            "such; write it there)") in caplog.messages
+
+
+def test_a_dumped_config_holds_only_the_chosen_optimizer_and_schedule():
+    written = config_lib.to_dict(config_lib.from_dict(
+        {"train": {"optimizer": "sgd", "schedule": "constant"}}))["train"]
+    assert written["optimizer"] == {"type": "sgd", "sgd": {"momentum": 0.9, "nesterov": False}}
+    assert written["schedule"] == {"type": "constant"}
 
 
 def test_bases_that_include_each_other_or_are_missing(tmp_path):

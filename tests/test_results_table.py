@@ -115,7 +115,8 @@ def test_main_adds_a_run_to_the_results_files(run, tmp_path, monkeypatch):
     with (tmp_path / "fashion_mnist.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["run"] for r in rows] == ["older", "work"]
-    assert "| work (seed 42) | mobilenet_v2 0.35 | 32x32x1 |" in (tmp_path / "fashion_mnist.md").read_text()
+    table = (tmp_path / "fashion_mnist.md").read_text()
+    assert "| work (seed 42) | mobilenet_v2 0.35 | 32x32x1 |" in table
     assert (tmp_path / "fashion_mnist.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "curves" / "work.png").read_bytes() == (
         workdir / "training_curve.png").read_bytes()

@@ -92,13 +92,23 @@ def build_backbone(name, **options):
     return backbone_model(_network(name, backbone_options(name), options)[1])
 
 
-def _network(name, valid, options):
+def check(name, options=(), valid=None):
+    """Returns `name` if it is a model and every key of `options` is one of `valid` (default:
+    every option `build_model` takes); else raises ValueError naming the valid names or
+    options and the nearest to a misspelling. The one check of model names and options:
+    building and the config both use it."""
     name = _check_name(name)
+    valid = model_options(name) if valid is None else valid
     unknown = [key for key in options if key not in valid]
     if unknown:
         hints = "".join(_did_you_mean(key, valid) for key in unknown)
         raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for {name}{hints}; "
-                         f"valid options: {', '.join(valid)}")
+                         f"valid options: {', '.join(valid) or 'none'}")
+    return name
+
+
+def _network(name, valid, options):
+    name = check(name, options, valid)
     common = Common(**{key: options[key] for key in COMMON_OPTIONS if key in options})
     family = {key: value for key, value in options.items() if key not in COMMON_OPTIONS}
     with padding_style(common.padding):

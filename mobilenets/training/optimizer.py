@@ -1,11 +1,13 @@
 """The optimizer, learning-rate schedule and weight decay of the `train` config section."""
 
+import dataclasses
 import math
 
 import keras
 from keras import ops
 
 from mobilenets import keras2
+from mobilenets.config import chosen
 
 
 @keras.saving.register_keras_serializable(package="mobilenets")
@@ -73,9 +75,8 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
                     minimum=self.minimum, restart_step=self.restart_step, power=self.power)
 
 
-# Per-optimizer defaults of the `train.epsilon` key: TF-slim's RMSProp value for MobileNets
-# (what the V1 and V2 papers trained with) and Keras' own for Adam and AdamW.
-EPSILON = {"rmsprop": 1.0, "adam": 1e-7, "adamw": 1e-7}
+# train.optimizer.type -> the Keras class, whose arguments are the keys of its sub-section.
+OPTIMIZERS = {"rmsprop": "RMSprop", "sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
 def make_optimizer(train, steps_per_epoch, model, backbone=()):
@@ -86,11 +87,13 @@ def make_optimizer(train, steps_per_epoch, model, backbone=()):
     rate = train.learning_rate
     if train.base_batch_size:
         rate *= train.batch_size / train.base_batch_size
+    kind = train.schedule
     schedule = keras2.schedule(LearningRate(
-        rate, train.schedule, steps_per_epoch, steps_per_epoch * train.epochs,
-        warmup_steps=int(train.warmup_epochs * steps_per_epoch), decay_rate=train.decay_rate,
-        decay_epochs=train.decay_epochs, step_epochs=train.step_epochs,
-        step_factor=train.step_factor, minimum=train.min_learning_rate, power=train.poly_power,
+        rate, kind.type, steps_per_epoch, steps_per_epoch * train.epochs,
+        warmup_steps=int(train.warmup_epochs * steps_per_epoch),
+        decay_rate=kind.exponential.decay_rate, decay_epochs=kind.exponential.decay_epochs,
+        step_epochs=kind.step.epochs, step_factor=kind.step.factor,
+        minimum=getattr(chosen(kind), "min_learning_rate", 0.0), power=kind.poly.power,
         restart_step=steps_per_epoch * train.freeze_backbone_epochs if train.restart_schedule
         else 0), model)
     decoupled = train.weight_decay_mode == "decoupled" and train.weight_decay > 0
@@ -98,25 +101,15 @@ def make_optimizer(train, steps_per_epoch, model, backbone=()):
         # The paper's weight decay w <- w - lr * wd * w is the gradient of wd / 2 * |w|^2
         # (TF-slim's l2_regularizer(wd)); Keras' L2(l) adds l * |w|^2.
         keras2.add_l2(model, train.weight_decay / 2)
-    epsilon = EPSILON.get(train.optimizer) if train.epsilon is None else train.epsilon
     common = dict(learning_rate=schedule, use_ema=train.ema_decay > 0,
                   ema_momentum=train.ema_decay or 0.99,
                   global_clipnorm=train.clip_norm or None)
-    if train.optimizer == "rmsprop":
-        optimizer = k.optimizers.RMSprop(rho=train.rho, momentum=train.momentum,
-                                         epsilon=epsilon, **common)
-    elif train.optimizer == "sgd":
-        optimizer = k.optimizers.SGD(momentum=train.momentum, nesterov=train.nesterov, **common)
-    elif train.optimizer == "adam":
-        optimizer = k.optimizers.Adam(beta_1=train.beta_1, beta_2=train.beta_2, epsilon=epsilon,
-                                      **common)
-    else:
-        optimizer = k.optimizers.AdamW(beta_1=train.beta_1, beta_2=train.beta_2,
-                                       epsilon=epsilon,
-                                       weight_decay=train.weight_decay if decoupled else 0.0,
-                                       **common)
+    name, keys = train.optimizer.type, dataclasses.asdict(chosen(train.optimizer))
+    if name == "adamw":
+        keys["weight_decay"] = train.weight_decay if decoupled else 0.0
+    optimizer = getattr(k.optimizers, OPTIMIZERS[name])(**keys, **common)
     if decoupled:
-        if train.optimizer != "adamw":
+        if name != "adamw":
             optimizer.weight_decay = train.weight_decay
         keep = {id(kernel) for kernel in keras2.decayed_weights(model)}
         optimizer.exclude_from_weight_decay(

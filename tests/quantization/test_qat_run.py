@@ -26,8 +26,7 @@ data:
 train:
   epochs: 2
   batch_size: 64
-  optimizer: sgd
-  nesterov: true
+  optimizer: {type: sgd, sgd: {nesterov: true}}
   learning_rate: 0.05
   warmup_epochs: 0.5
   schedule: cosine

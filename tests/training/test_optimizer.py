@@ -13,6 +13,11 @@ from mobilenets.training import optimizer as optimization
 STEPS = 10  # steps per epoch in the schedule tests
 
 
+def train_section(**keys):
+    """The checked train section of a config holding `keys`."""
+    return config_lib.from_dict({"train": keys}).train
+
+
 def schedule_of(optimizer):
     """The learning-rate schedule an optimizer serializes (what a saved model keeps)."""
     return keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
@@ -53,8 +58,7 @@ def test_cosine_step_and_constant_schedules():
 
 def test_schedule_survives_save_and_load(tmp_path):
     model = build_model("mobilenet_v1", alpha=0.25, input_shape=(32, 32, 1), num_classes=3)
-    train = config_lib.TrainConfig(schedule="cosine", learning_rate=0.2, warmup_epochs=1,
-                                   epochs=4)
+    train = train_section(schedule="cosine", learning_rate=0.2, warmup_epochs=1, epochs=4)
     model.compile(optimizer=optimization.make_optimizer(train, STEPS, model), loss="mse")
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
@@ -66,8 +70,8 @@ def test_schedule_survives_save_and_load(tmp_path):
 
 def test_batch_size_scales_the_learning_rate():
     model = build_model("mobilenet_v1", alpha=0.25, input_shape=(32, 32, 1), num_classes=3)
-    train = config_lib.TrainConfig(schedule="constant", learning_rate=0.1, batch_size=512,
-                                   base_batch_size=256)
+    train = train_section(schedule="constant", learning_rate=0.1, batch_size=512,
+                          base_batch_size=256)
     optimizer = optimization.make_optimizer(train, STEPS, model)
     assert float(schedule_of(optimizer)(3)) == pytest.approx(0.2)
 
@@ -86,8 +90,7 @@ def test_l2_weight_decay_is_tf_slims():
 
 def test_decoupled_weight_decay_skips_bn_and_depthwise():
     model = build_model("mobilenet_v1", alpha=0.25, input_shape=(32, 32, 1), num_classes=3)
-    train = config_lib.TrainConfig(optimizer="adamw", weight_decay=0.05,
-                                   weight_decay_mode="decoupled", epsilon=1e-7)
+    train = train_section(optimizer="adamw", weight_decay=0.05, weight_decay_mode="decoupled")
     optimizer = optimization.make_optimizer(train, STEPS, model)
     assert not model.losses
     optimizer.build(model.trainable_variables)
@@ -100,25 +103,28 @@ def test_decoupled_weight_decay_skips_bn_and_depthwise():
 def test_optimizers_follow_the_config():
     model = build_model("mobilenet_v1", alpha=0.25, input_shape=(32, 32, 1), num_classes=3)
     rmsprop = optimization.make_optimizer(
-        config_lib.TrainConfig(optimizer="rmsprop", rho=0.9, momentum=0.9, epsilon=1.0,
-                               ema_decay=0.9999, clip_norm=1.0), STEPS, model)
+        train_section(optimizer={"type": "rmsprop",
+                                 "rmsprop": {"rho": 0.8, "momentum": 0.7, "epsilon": 0.5}},
+                      ema_decay=0.9999, clip_norm=1.0), STEPS, model)
     assert isinstance(rmsprop, keras.optimizers.RMSprop)
-    assert (rmsprop.rho, rmsprop.momentum, rmsprop.epsilon) == (0.9, 0.9, 1.0)
+    assert (rmsprop.rho, rmsprop.momentum, rmsprop.epsilon) == (0.8, 0.7, 0.5)
     assert rmsprop.use_ema and rmsprop.ema_momentum == 0.9999 and rmsprop.global_clipnorm == 1.0
     sgd = optimization.make_optimizer(
-        config_lib.TrainConfig(optimizer="sgd", nesterov=True, momentum=0.8), STEPS, model)
+        train_section(optimizer={"type": "sgd", "sgd": {"nesterov": True, "momentum": 0.8}}),
+        STEPS, model)
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.8
     assert not sgd.use_ema
 
 
 def test_epsilon_and_betas_default_per_optimizer():
-    """An unset train.epsilon is the optimizer's own: TF-slim's 1.0 for RMSProp (the V1 and V2
+    """Each optimizer's epsilon defaults to its own: TF-slim's 1.0 for RMSProp (the V1 and V2
     papers'), Keras' 1e-7 for Adam and AdamW (not RMSProp's 1.0)."""
     model = build_model("mobilenet_v1", alpha=0.25, input_shape=(32, 32, 1), num_classes=3)
-    epsilons = {name: optimization.make_optimizer(config_lib.TrainConfig(optimizer=name), STEPS,
+    epsilons = {name: optimization.make_optimizer(train_section(optimizer=name), STEPS,
                                                   model).epsilon
                 for name in ("rmsprop", "adam", "adamw")}
     assert epsilons == {"rmsprop": 1.0, "adam": 1e-7, "adamw": 1e-7}
     adamw = optimization.make_optimizer(
-        config_lib.TrainConfig(optimizer="adamw", beta_1=0.6, epsilon=1e-3), STEPS, model)
+        train_section(optimizer={"type": "adamw", "adamw": {"beta_1": 0.6, "epsilon": 1e-3}}),
+        STEPS, model)
     assert (adamw.beta_1, adamw.beta_2, adamw.epsilon) == (0.6, 0.999, 1e-3)
