@@ -23,6 +23,9 @@ def check(config):
     if qat.enabled and runtime.mixed_precision != "float32":
         raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
                         "fake quantization runs in float32)")
+    if config.data.eval_labels and config.data.source != "folder":
+        raise UserError("data.eval_labels is read by data.source folder (a flat evaluation "
+                        f"folder's classes), not by {config.data.source}")
     _check_fine_tuning(config)
     _check_task(config)
     if train.select == "best" and not config.data.holdout:

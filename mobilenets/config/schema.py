@@ -188,6 +188,12 @@ class DataConfig:
                               "subfolder (VOC: the ImageSets/Segmentation list), for training")
     eval_split: str = option("test", "likewise for evaluation (folder: empty with "
                              "validation_fraction)")
+    eval_labels: str = option(
+        "", "folder: a file naming the class of each image of a flat evaluation folder "
+        "(ImageNet's val/: no class subfolders): a .csv of file,label rows (Kaggle's "
+        "LOC_val_solution.csv) or one label per line in the sorted order of the file names "
+        "(TFDS's imagenet2012_validation_labels.txt); labels are the training class folders' "
+        "names")
     validation_fraction: float = option(
         0.0, "folder without split subfolders: fraction of each class held out for evaluation",
         FRACTION)

@@ -13,6 +13,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
+from mobilenets.data import eval_labels
 from mobilenets.data.checks import checked_split
 from mobilenets.data.splits import Data, RecordSplit, Split, annotations
 from mobilenets.errors import UserError
@@ -99,12 +100,15 @@ def load_folder(config, seed, wanted, channels):
     if not config.dir or not root.is_dir():
         raise UserError(f"data.dir: image folder {config.dir!r} not found")
     train_root, eval_root = root / config.train_split, root / config.eval_split
+    if config.eval_labels and not (config.eval_split and eval_root.is_dir()):
+        raise UserError(f"data.eval_labels names the classes of the images in "
+                        f"{eval_root}, which is not a folder (data.eval_split)")
     if config.eval_split and train_root.is_dir() and eval_root.is_dir():
         class_names = _class_folders(train_root)
         train = (_scan_folder(train_root, class_names, config, channels)
                  if "train" in wanted else None)
-        evaluation = (_scan_folder(eval_root, class_names, config, channels)
-                      if "eval" in wanted else None)
+        scan = _scan_listed if config.eval_labels else _scan_folder
+        evaluation = scan(eval_root, class_names, config, channels) if "eval" in wanted else None
     else:
         if not 0 < config.validation_fraction < 1:
             raise UserError(
@@ -171,6 +175,16 @@ def _scan_folder(root, class_names, config, channels):
         if not (split.labels == label).any():
             raise UserError(f"data.dir: class folder {root / name} has no readable images")
     return split
+
+
+def _scan_listed(root, class_names, config, channels):
+    """Lists and checks the images of the flat folder `root`, their classes read from
+    `data.eval_labels` (ImageNet's validation folder)."""
+    files = _images_in(root)
+    if not files:
+        raise UserError(f"data.dir: {root} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    labels = eval_labels.read(config.eval_labels, files, class_names)
+    return checked_split(root, files, labels, config, channels)
 
 
 # The features that hold a tfds dataset's segmentation masks (oxford_iiit_pet, cityscapes).
