@@ -1,6 +1,6 @@
-"""Keys that moved: an experiment file written before a key moved still loads, each old key read
-at its new place with a warning naming it; an old key the chosen optimizer or schedule has no
-place for is refused with a message saying so (it used to be ignored).
+"""Keys that moved: an experiment file (or a run's config.yaml) written before a key moved still
+loads as it did, each old key read at its new place, one warning naming them; an old key the
+chosen optimizer or schedule has no place for is ignored, as it was then, and named too.
 
 `migrate` runs on each YAML file before it is merged over its `base:`, and on the `--set`
 overrides, so that a moved key lands where a later file or override can still change it.
@@ -40,32 +40,36 @@ DEFAULT_TYPES = {"optimizer": "rmsprop", "schedule": "exponential"}
 
 def migrate(layer, below=None):
     """`layer` (one file's or the overrides' nested dict) with its moved keys at their new
-    places. `below` is what it is merged over, where a choose-one section's type may be set."""
-    _move_task_keys(layer)
+    places. `below` is what it is merged over, where a choose-one section's type may be set.
+    One warning lists the keys moved, and those dropped: an older key that does not apply to
+    the chosen optimizer or schedule was ignored then (a run directory's config.yaml holds
+    every key) and is ignored now."""
+    moved, dropped = _move_task_keys(layer), []
     train = layer.get("train")
-    if not isinstance(train, dict):
-        return layer
-    for section in DEFAULT_TYPES:
-        if isinstance(train.get(section), str):  # `optimizer: sgd` names the type
-            train[section] = {"type": train[section]}
-    below_train = (below or {}).get("train")
-    for key in [k for k in train if k in TRAIN_KEYS]:
-        value = train.pop(key)
-        section, places = TRAIN_KEYS[key]
-        kind = _type(train, section) or _type(below_train, section) or DEFAULT_TYPES[section]
-        if value is None:  # `epsilon:` empty meant the optimizer's default
-            continue
-        if kind not in places:
-            raise UserError(f"train.{key} is not a key of the {kind} {section} (it was "
-                            f"ignored before train.{section} became a section; its keys: "
-                            f"docs/configuration.md): remove it")
-        new = places[kind]
-        log.warning("config: train.%s is now train.%s.%s.%s (read as such; write it there)",
-                    key, section, kind, new)
-        node = train.setdefault(section, {})
-        if not isinstance(node, dict):
-            raise UserError(f"train.{section}: expected a mapping, got {node!r}")
-        node.setdefault(kind, {})[new] = value
+    if isinstance(train, dict):
+        for section in DEFAULT_TYPES:
+            if isinstance(train.get(section), str):  # `optimizer: sgd` names the type
+                train[section] = {"type": train[section]}
+        below_train = (below or {}).get("train")
+        for key in [k for k in train if k in TRAIN_KEYS]:
+            value = train.pop(key)
+            section, places = TRAIN_KEYS[key]
+            kind = (_type(train, section) or _type(below_train, section)
+                    or DEFAULT_TYPES[section])
+            if value is None:  # `epsilon:` empty meant the optimizer's default
+                continue
+            if kind not in places:
+                dropped.append(f"train.{key} (not a key of {kind})")
+                continue
+            node = train.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise UserError(f"train.{section}: expected a mapping, got {node!r}")
+            node.setdefault(kind, {})[places[kind]] = value
+            moved.append(f"train.{key} -> train.{section}.{kind}.{places[kind]}")
+    if moved or dropped:
+        log.warning("config: keys of an older layout%s%s (write them at their new place)",
+                    ": read at their new place " + ", ".join(moved) if moved else "",
+                    "; ignored " + ", ".join(dropped) if dropped else "")
     return layer
 
 
@@ -77,13 +81,14 @@ def _type(train, section):
 
 
 def _move_task_keys(layer):
-    task = layer.get("task")
+    """Moves task.<key> to task.<task>.<key>; returns what it moved, as "old -> new"."""
+    task, moved = layer.get("task"), []
     if not isinstance(task, dict):
-        return
+        return moved
     for key in [k for k in task if k in TASK_KEYS]:
         section = TASK_KEYS[key]
-        log.warning("config: task.%s is now task.%s.%s (read as such; write it there)", key,
-                    section, key)
-        moved = task.setdefault(section, {})
-        if isinstance(moved, dict):
-            moved.setdefault(key, task.pop(key))
+        target = task.setdefault(section, {})
+        if isinstance(target, dict):
+            target.setdefault(key, task.pop(key))
+            moved.append(f"task.{key} -> task.{section}.{key}")
+    return moved

@@ -216,7 +216,7 @@ def test_old_task_keys_are_read_in_the_tasks_section_with_a_warning(caplog):
     config = config_lib.from_dict({"task": {"name": "segmentation", "head": "lraspp"},
                                    "data": {"source": "scenes"}})
     assert config.task.segmentation.head == "lraspp"
-    assert "task.head is now task.segmentation.head" in caplog.text
+    assert "task.head -> task.segmentation.head" in caplog.text
     assert tasks.get(config.task).config.head == "lraspp"
 
 
