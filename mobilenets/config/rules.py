@@ -20,6 +20,9 @@ def check(config):
     if qat.enabled and config.export.int8_output != "float32":
         raise UserError("export.int8_output must be float32 with qat.enabled (a QAT file's "
                         "classifier and softmax run in float)")
+    if qat.enabled and config.export.quantizer == "litert":
+        raise UserError("export.quantizer: litert quantizes a float model; with qat.enabled the "
+                        "int8 file takes its ranges from training and the converter writes it")
     if qat.enabled and runtime.mixed_precision != "float32":
         raise UserError("runtime.mixed_precision must be float32 with qat.enabled (tfmot's "
                         "fake quantization runs in float32)")

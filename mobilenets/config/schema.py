@@ -329,6 +329,10 @@ class ExportConfig:
         ["float32", "int8"], "TFLite files to write")
     calibration_samples: int = option(200, "training images that calibrate int8 ranges",
                                       POSITIVE)
+    quantizer: Literal["converter", "litert"] = option(
+        "converter", "who makes the int8 file: converter (TensorFlow's TFLite converter) or "
+        "litert (the LiteRT Quantizer, from the float32 file; classifiers and segmenters; "
+        "QAT files keep the converter)")
     int8_input: Literal["uint8", "int8", "float32"] = option(
         "uint8", "int8 files' input type (uint8: camera bytes)")
     int8_output: Literal["uint8", "int8", "float32"] = option(

@@ -39,7 +39,8 @@ def _converter(model):
 
 
 def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
-                  int8_output="float32", float_layers=(), rgb_input=False, qat=None):
+                  int8_output="float32", float_layers=(), rgb_input=False, qat=None,
+                  quantizer="converter"):
     """Converts a Keras model to TFLite bytes, with a `serving_default` signature whose input
     is `image` and whose outputs are named after the model's.
 
@@ -64,6 +65,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
         model on their luma (`export.rgb`); `representative_dataset` then yields RGB images.
       qat: whether `model` is a quantization-aware (tfmot) model, as its `artifacts.Artifact`
         says; None: told from its layers (`is_qat`), for a model handed in directly.
+      quantizer: who quantizes an int8 file: "converter" (the TFLite converter) or "litert"
+        (the LiteRT Quantizer, from this model's float32 file: `litert_quantizer.quantize`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -79,6 +82,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
                                 + int8_output)
     if float_layers and not quantized:
         raise ExportOptionError(f"export.float_layers applies to int8 and int16x8, not {mode}")
+    if mode == "int8" and quantizer == "litert":
+        return _litert_int8(model, representative_dataset, pixels, int8_input, int8_output,
+                            float_layers, rgb_input, qat_model)
     if mode == "int8" and not qat_model:
         float_layers = [*float_layers, *attention.core_layers(model)]
 
@@ -121,6 +127,30 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     if mode == "int8":
         content = xnnpack.rewire_int8(content, pixels_input=pixels,
                                       float_softmax=int8_output == "float32")
+    return signature.add_signature(content, ["image"], output_names)
+
+
+def _litert_int8(model, representative_dataset, pixels, int8_input, int8_output,
+                 float_layers, rgb_input, qat_model):
+    """The LiteRT Quantizer's int8 file of `model`, with the phone's contract: uint8 pixels in,
+    float32 probabilities out (the only input and output types it is made with here)."""
+    from mobilenets.export import litert_quantizer
+
+    if qat_model:
+        raise ExportOptionError("export.quantizer: litert quantizes a float model; a QAT "
+                                "model's int8 file takes its ranges from training (converter)")
+    if float_layers:
+        raise ExportOptionError("export.float_layers applies to the converter's int8 files, "
+                                "not export.quantizer: litert")
+    if not pixels or int8_output != "float32":
+        raise ExportOptionError(
+            "export.quantizer: litert makes files of uint8 pixels in (export.int8_input: "
+            "uint8, a model that rescales pixels itself) and float32 out (export.int8_output:"
+            f" float32), not {int8_input} in and {int8_output} out")
+    float_content = export_tflite(model, "float32", rgb_input=rgb_input, qat=False)
+    content = litert_quantizer.quantize(float_content, representative_dataset)
+    content = xnnpack.rewire_int8(content, pixels_input=True, float_softmax=True)
+    output_names = [name.removeprefix("quant_") for name in model.output_names]
     return signature.add_signature(content, ["image"], output_names)
 
 

@@ -116,11 +116,16 @@ def to_tflite(task, model, mode, calibration, settings, qat=False):
     model = task.served(model, keras2.api(model))
     content = task.to_tflite(model, mode, calibration if quantized else None)
     if content is not None:
+        if mode == "int8" and settings.quantizer == "litert":
+            raise ExportOptionError(f"export.quantizer: litert quantizes classifier and "
+                                    f"segmenter files; a {task.name} file's own conversion "
+                                    "(its post-process op) keeps the converter")
         return content
     return export_tflite(
         model, mode, calibration if quantized else None, int8_input=settings.int8_input,
         int8_output=settings.int8_output, rgb_input=settings.rgb_input,
-        float_layers=settings.float_layers if quantized and not qat else (), qat=qat)
+        float_layers=settings.float_layers if quantized and not qat else (), qat=qat,
+        quantizer=settings.quantizer)
 
 
 def export_model(config, task, model_path, workdir=None, modes=None):

@@ -22,11 +22,13 @@ def rewire_int8(content, pixels_input, float_softmax):
     - pixels_input: the float input becomes a uint8 input with scale 1 and zero point 0 (camera
       bytes as they are) followed by DEQUANTIZE; XNNPACK runs DEQUANTIZE and the converter's
       QUANTIZE to int8, but not the uint8-to-int8 QUANTIZE the converter emits for uint8 input.
-      A signature the converter wrote takes the new input (LiteRT's CompiledModel fails on a
-      signature whose input is not the graph's).
+      An int8 input (the LiteRT Quantizer's files) gets the same uint8 input, DEQUANTIZE and a
+      QUANTIZE to it. A signature the file has takes the new input (LiteRT's CompiledModel
+      fails on a signature whose input is not the graph's).
     - float_softmax: SOFTMAX (int8) -> DEQUANTIZE becomes DEQUANTIZE -> SOFTMAX (float32),
-      wherever it is (the classifier's output, the scores a detection post-process takes);
-      XNNPACK has no int8 softmax.
+      wherever it is (the classifier's output, the scores a detection post-process takes), and
+      an int8 SOFTMAX that is the graph's output (the LiteRT Quantizer's) gets DEQUANTIZE before
+      it and a float32 output; XNNPACK has no int8 softmax.
     - always: a standalone int8 RELU / RELU6 fed by an ADD (Xception's pre-activations: the
       ADD's output also feeds the shortcut, so the converter cannot fuse them) becomes a second
       ADD of the same inputs with the activation fused; XNNPACK has no standalone int8 RELU.
@@ -41,29 +43,54 @@ def rewire_int8(content, pixels_input, float_softmax):
     schema = compat.tflite_schema()
     flatbuffer_utils = compat.tflite_flatbuffer_utils()
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    model = read_model(content)
     graph = model.subgraphs[0]
 
     def opcode(op):
         return model.operatorCodes[op.opcodeIndex].builtinCode
 
+    def new_tensor(like, name, kind):
+        tensor = copy.deepcopy(graph.tensors[like])
+        tensor.name, tensor.type, tensor.quantization = name, kind, None
+        graph.tensors.append(tensor)
+        return len(graph.tensors) - 1
+
+    def new_op(builtin, source, target):
+        op = schema.OperatorT()
+        op.opcodeIndex = _opcode_index(model, builtin)
+        op.inputs, op.outputs = [source], [target]
+        return op
+
     if pixels_input:
         source = graph.inputs[0]
-        pixels = copy.deepcopy(graph.tensors[source])
-        pixels.name, pixels.type = b"image_uint8", schema.TensorType.UINT8
-        pixels.quantization = schema.QuantizationParametersT()
-        pixels.quantization.scale, pixels.quantization.zeroPoint = [1.0], [0]
-        graph.tensors.append(pixels)
-        dequantize = schema.OperatorT()
-        dequantize.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
-        dequantize.inputs, dequantize.outputs = [len(graph.tensors) - 1], [source]
-        graph.operators.insert(0, dequantize)
-        graph.inputs = [len(graph.tensors) - 1]
+        pixels = new_tensor(source, b"image_uint8", schema.TensorType.UINT8)
+        graph.tensors[pixels].quantization = schema.QuantizationParametersT()
+        graph.tensors[pixels].quantization.scale = [1.0]
+        graph.tensors[pixels].quantization.zeroPoint = [0]
+        if graph.tensors[source].type == schema.TensorType.FLOAT32:  # the converter's
+            graph.operators.insert(0, new_op(schema.BuiltinOperator.DEQUANTIZE, pixels, source))
+        else:  # an int8 input: uint8 -> float -> int8, each a conversion XNNPACK runs
+            middle = new_tensor(source, b"image_float", schema.TensorType.FLOAT32)
+            graph.operators[0:0] = [
+                new_op(schema.BuiltinOperator.DEQUANTIZE, pixels, middle),
+                new_op(schema.BuiltinOperator.QUANTIZE, middle, source)]
+        graph.inputs = [pixels]
         for signature in model.signatureDefs or []:  # the converter's own, if it wrote one
             for entry in signature.inputs or []:
                 if entry.tensorIndex == source:
-                    entry.tensorIndex = len(graph.tensors) - 1
+                    entry.tensorIndex = pixels
     if float_softmax:
+        for softmax in [op for op in graph.operators
+                        if opcode(op) == schema.BuiltinOperator.SOFTMAX
+                        and op.outputs[0] in graph.outputs
+                        and graph.tensors[op.outputs[0]].type == schema.TensorType.INT8]:
+            logits = new_tensor(softmax.inputs[0], b"logits_float",
+                                schema.TensorType.FLOAT32)
+            dequantize = new_op(schema.BuiltinOperator.DEQUANTIZE, softmax.inputs[0], logits)
+            softmax.inputs = [logits]
+            output = graph.tensors[softmax.outputs[0]]
+            output.type, output.quantization = schema.TensorType.FLOAT32, None
+            graph.operators.insert(graph.operators.index(softmax), dequantize)
         producer = {out: op for op in graph.operators for out in op.outputs}
         pairs = [(producer.get(op.inputs[0]), op) for op in graph.operators
                  if opcode(op) == schema.BuiltinOperator.DEQUANTIZE]
@@ -81,6 +108,18 @@ def rewire_int8(content, pixels_input, float_softmax):
     _fuse_activations_into_adds(model, graph)
     _in_float(model, graph, {schema.BuiltinOperator.GELU, schema.BuiltinOperator.BATCH_MATMUL})
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_model(content):
+    """The flatbuffer object of a .tflite file, its constant data in its buffers: the LiteRT
+    Quantizer stores buffers after the flatbuffer (offset and size), which TensorFlow's
+    flatbuffer_utils would drop when it writes the object back."""
+    model = compat.tflite_flatbuffer_utils().convert_bytearray_to_object(bytearray(content))
+    for buffer in model.buffers or []:
+        if (getattr(buffer, "offset", 0) or 0) > 1:  # 1: a placeholder, no data
+            buffer.data = np.frombuffer(content, np.uint8, buffer.size, buffer.offset).copy()
+            buffer.offset = buffer.size = 0
+    return model
 
 
 def _fuse_activations_into_adds(model, graph):

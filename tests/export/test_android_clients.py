@@ -87,11 +87,26 @@ def litert_scores(model_path, photos):
     return runner(images)
 
 
-@pytest.mark.parametrize("which", ["gray", "rgb"])
-@pytest.mark.parametrize("mode", ["float32", "int8"])
-def test_mediapipe_classifies_like_litert(client_python, run, rgb_run, photos, which, mode):
-    workdir = run[1] if which == "gray" else rgb_run
-    path = workdir / "export" / f"model_{mode}.tflite"
+@pytest.fixture(scope="module")
+def litert_quantized(run, tmp_path_factory):
+    """The tiny run's int8 file made by the LiteRT Quantizer (`export.quantizer: litert`)."""
+    from mobilenets.cli import main
+
+    workdir = tmp_path_factory.mktemp("litert")
+    assert main(["export", "--config", str(run[0]), "--model", str(run[1] / "model.keras"),
+                 "--modes", "int8", "--set", "export.quantizer=litert", "--workdir",
+                 str(workdir)]) == 0
+    return workdir / "export" / "model_int8.tflite"
+
+
+@pytest.mark.parametrize("which, mode", [
+    ("gray", "float32"), ("gray", "int8"), ("rgb", "float32"), ("rgb", "int8"),
+    ("litert_quantizer", "int8")])
+def test_mediapipe_classifies_like_litert(client_python, run, rgb_run, photos, which, mode,
+                                          request):
+    workdir = rgb_run if which == "rgb" else run[1]
+    path = (request.getfixturevalue("litert_quantized") if which == "litert_quantizer"
+            else workdir / "export" / f"model_{mode}.tflite")
     labels = (workdir / "labels.txt").read_text().splitlines()
     results = client(client_python, "classify.py", path, *photos)
     assert len(results) == IMAGES
@@ -147,8 +162,10 @@ def test_the_client_resize_is_mediapipes_byte_for_byte(client_python, tmp_path):
                                       err_msg=str(Image.open(path).size))
 
 
-def test_tflite_support_reads_the_metadata_and_labels(client_python, run):
-    path = run[1] / "export/model_int8.tflite"
+@pytest.mark.parametrize("quantizer", ["converter", "litert"])
+def test_tflite_support_reads_the_metadata_and_labels(client_python, run, quantizer, request):
+    path = (request.getfixturevalue("litert_quantized") if quantizer == "litert"
+            else run[1] / "export/model_int8.tflite")
     found = client(client_python, "metadata.py", path)
     metadata = json.loads(found["metadata"])
     image, = metadata["subgraph_metadata"][0]["input_tensor_metadata"]
@@ -234,7 +251,8 @@ def test_mediapipe_object_detector_finds_what_litert_does(client_python, detecto
 def segmenter_files(tmp_path_factory):
     """A small LR-ASPP (random weights, BatchNorm statistics of the images) exported as the
     segmentation task's export stage writes its files: float32 and int8, a softmax over the
-    logits, segmenter metadata and labels; and two images."""
+    logits, segmenter metadata and labels (int8 by the converter and by the LiteRT Quantizer);
+    and two images."""
     import keras
 
     from mobilenets import tasks
@@ -258,9 +276,11 @@ def segmenter_files(tmp_path_factory):
             yield [image[None].astype(np.float32)]
 
     files = {}
-    for mode in ("float32", "int8"):
+    for mode, quantizer in (("float32", "converter"), ("int8", "converter"),
+                            ("int8_litert", "litert")):
         path = root / f"segmenter_{mode}.tflite"
-        content = stage.to_tflite(task, model, mode, calibration, ExportConfig())
+        content = stage.to_tflite(task, model, mode.removesuffix("_litert"), calibration,
+                                  ExportConfig(quantizer=quantizer))
         path.write_bytes(task.metadata(content, labels=["background", "cat", "dog"],
                                        name="lraspp test", description="test", version="1"))
         files[mode] = path
@@ -271,7 +291,7 @@ def segmenter_files(tmp_path_factory):
     return files, paths
 
 
-@pytest.mark.parametrize("mode", ["float32", "int8"])
+@pytest.mark.parametrize("mode", ["float32", "int8", "int8_litert"])
 def test_mediapipe_image_segmenter_gives_litert_masks(client_python, segmenter_files, mode,
                                                       tmp_path):
     files, paths = segmenter_files

@@ -1,0 +1,77 @@
+"""The two int8 quantizers side by side: TensorFlow's TFLite converter (`export.quantizer:
+converter`, the default) and the LiteRT Quantizer (`litert`), on the model of each finished run.
+
+    python benchmarks/quantizers.py RUN [RUN ...] [--limit N] [--json results/quantizers.json]
+
+For each run it exports `model.keras` to int8 twice with `mobilenets export` (the run's config,
+the same calibration images, verified as a run's export is, into a scratch folder), and
+tabulates from the two reports: the headline score (top-1), agreement with the Keras model, the
+built-in kernels' agreement with XNNPACK, size, XNNPACK partitions and ops outside them. No
+latency: it is measured apart, on a quiet machine (benchmarks/tflite_latency.py).
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import provenance  # noqa: E402
+
+QUANTIZERS = ("converter", "litert")
+
+
+def export(run, quantizer, workdir, limit):
+    """The int8 file's entry of the report `mobilenets export` writes."""
+    command = [sys.executable, "-m", "mobilenets", "export", "--config",
+               str(run / "config.yaml"), "--model", str(run / "model.keras"), "--modes",
+               "int8", "--workdir", str(workdir), "--set", f"export.quantizer={quantizer}",
+               "export.max_drop=100"]
+    if limit:
+        command.append(f"export.verify_limit={limit}")
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    report = json.loads((workdir / "export" / "report.json").read_text())
+    return report, report["files"]["model_int8.tflite"]
+
+
+def row(run, quantizer, report, entry):
+    from mobilenets import config as config_lib
+
+    model = config_lib.load(run / "config.yaml").model
+    headline = "top1" if "top1" in entry else next(iter(report["float"]))
+    return {"run": run.name, "model": f"{model.name} {model.alpha:g}",
+            "input": "x".join(map(str, model.input_shape)), "quantizer": quantizer,
+            "images": report["images"], "float": report["float"][headline],
+            "int8": entry[headline], "agreement_with_keras": entry["agreement"],
+            "builtin_agreement_with_xnnpack":
+                entry.get("builtin_kernels", {}).get("agreement_with_xnnpack", ""),
+            "size_kb": round(entry["size_mb"] * 1024, 1), "partitions": entry["partitions"],
+            "outside_xnnpack": " ".join(entry["ops_outside_xnnpack"]) or "-",
+            "input_type": entry["input"]["dtype"], "output_type": entry["output"]["dtype"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=pathlib.Path, help="finished run directories")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="verification images (default: the run's export.verify_limit)")
+    parser.add_argument("--json", type=pathlib.Path, help="results file to write")
+    args = parser.parse_args()
+    rows = []
+    for run in args.runs:
+        for quantizer in QUANTIZERS:
+            with tempfile.TemporaryDirectory() as scratch:
+                report, entry = export(run, quantizer, pathlib.Path(scratch), args.limit)
+            rows.append(row(run, quantizer, report, entry))
+            print(json.dumps(rows[-1]), flush=True)
+    if args.json:
+        provenance.save({**provenance.stamp(), "rows": rows}, args.json)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
