@@ -103,6 +103,9 @@ def test_integers_widen_to_floats(tmp_path):
                                       r"score, which needs images held out of training: set "
                                       r"data.holdout"),
     ("train:\n  select: first\n", (), r"train.select: 'first' \(str\) is not one of last, best"),
+    ("qat:\n  enabled: true\nexport:\n  quantizer: litert\n", (),
+     r"export.quantizer: litert quantizes a float model; with qat.enabled"),
+    ("data:\n  eval_labels: labels.txt\n", (), r"data.eval_labels is read by data.source folder"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
     with pytest.raises(UserError, match=message):
