@@ -83,8 +83,7 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     if float_layers and not quantized:
         raise ExportOptionError(f"export.float_layers applies to int8 and int16x8, not {mode}")
     if mode == "int8" and quantizer == "litert":
-        return _litert_int8(model, representative_dataset, pixels, int8_input, int8_output,
-                            float_layers, rgb_input, qat_model)
+        _check_litert_options(pixels, int8_input, int8_output, float_layers, qat_model)
     if mode == "int8" and not qat_model:
         float_layers = [*float_layers, *attention.core_layers(model)]
 
@@ -97,6 +96,8 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
             model = keras2.rgb_wrapper(model, rgb.LUMA)
         else:
             model = rgb.rgb_model(model)
+    if mode == "int8" and quantizer == "litert":
+        return _litert_int8(model, representative_dataset, output_names)
     if mode in FLOAT_ACTIVATIONS and not qat_model:
         model = fused_hard_swish(model)
 
@@ -130,12 +131,9 @@ def export_tflite(model, mode, representative_dataset=None, *, int8_input=None,
     return signature.add_signature(content, ["image"], output_names)
 
 
-def _litert_int8(model, representative_dataset, pixels, int8_input, int8_output,
-                 float_layers, rgb_input, qat_model):
-    """The LiteRT Quantizer's int8 file of `model`, with the phone's contract: uint8 pixels in,
-    float32 probabilities out (the only input and output types it is made with here)."""
-    from mobilenets.export import litert_quantizer
-
+def _check_litert_options(pixels, int8_input, int8_output, float_layers, qat_model):
+    """What the LiteRT Quantizer's files are made with here: a float model, no float layers,
+    uint8 pixels in and float32 out (the phone's contract)."""
     if qat_model:
         raise ExportOptionError("export.quantizer: litert quantizes a float model; a QAT "
                                 "model's int8 file takes its ranges from training (converter)")
@@ -147,10 +145,20 @@ def _litert_int8(model, representative_dataset, pixels, int8_input, int8_output,
             "export.quantizer: litert makes files of uint8 pixels in (export.int8_input: "
             "uint8, a model that rescales pixels itself) and float32 out (export.int8_output:"
             f" float32), not {int8_input} in and {int8_output} out")
-    float_content = export_tflite(model, "float32", rgb_input=rgb_input, qat=False)
+
+
+def _litert_int8(model, representative_dataset, output_names):
+    """The LiteRT Quantizer's int8 file of `model` (RGB-wrapped already where asked) with the
+    phone's contract: uint8 pixels in, float32 probabilities out. It quantizes a float32
+    conversion of `model` whose hard-swish stays the ops it is made of: the float32 files' fused
+    HARD_SWISH would become an int8 HARD_SWISH, which XNNPACK does not run."""
+    from mobilenets.export import litert_quantizer
+
+    with console.quiet_native():
+        float_content = _configured(model, "float32", None).convert()
+    float_content = signature.add_signature(float_content, ["image"], output_names)
     content = litert_quantizer.quantize(float_content, representative_dataset)
     content = xnnpack.rewire_int8(content, pixels_input=True, float_softmax=True)
-    output_names = [name.removeprefix("quant_") for name in model.output_names]
     return signature.add_signature(content, ["image"], output_names)
 
 

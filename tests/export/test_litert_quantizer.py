@@ -53,3 +53,13 @@ def test_what_the_litert_quantizer_does_not_make_is_refused(model):
     with pytest.raises(ExportOptionError, match=r"export.float_layers applies to the "
                                                 r"converter's int8 files"):
         export_tflite(model, "int8", calibration, float_layers=["Conv1"], quantizer="litert")
+
+
+def test_hard_swish_stays_inside_xnnpack():
+    """The quantizer gets hard-swish as the ops it is made of, not the float32 files' fused
+    HARD_SWISH, which it would make an int8 HARD_SWISH that XNNPACK does not run."""
+    model = build_model("mobilenet_v3_small", alpha=0.75, input_shape=(32, 32, 3),
+                        num_classes=10, include_preprocessing=True)
+    set_batch_norm_statistics(model, PIXELS)
+    content = export_tflite(model, "int8", calibration, quantizer="litert")
+    assert delegate_partitions(content) == (1, [])
