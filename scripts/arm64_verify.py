@@ -36,6 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import provenance  # noqa: E402
 
+from mobilenets import console  # noqa: E402
+
+console.setup(verbose=False)  # TensorFlow's start-up lines off, as the mobilenets command does
+
 RUNNER = ROOT / "scripts" / "arm64_runner.py"
 ROOT_PYTHON = "/opt/litert/bin/python"  # in the arm64 root
 BINFMT = pathlib.Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
