@@ -136,8 +136,10 @@ def flat_tables(results):
 
 def cell(value):
     """A table cell: a number to 4 decimals, trailing zeros dropped (top-1 0.8786, 630.8 kB),
-    a list as its items."""
+    one too small for them in scientific notation (2.4e-07), a list as its items."""
     if isinstance(value, float):
+        if value and abs(value) < 5e-5:
+            return f"{value:.1e}"
         return f"{value:.4f}".rstrip("0").rstrip(".")
     if isinstance(value, list):
         return " ".join(map(str, value)) or "-"

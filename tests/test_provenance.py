@@ -5,10 +5,12 @@ import csv
 import importlib.util
 import json
 import pathlib
+import re
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "provenance.py"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "provenance.py"
 spec = importlib.util.spec_from_file_location("provenance", SCRIPT)
 provenance = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(provenance)
@@ -28,14 +30,14 @@ def test_save_writes_json_and_a_table_per_part(tmp_path):
     assert json.loads((tmp_path / "x.json").read_text()) == results
     with (tmp_path / "x_latency.csv").open(newline="") as handle:
         assert list(csv.DictReader(handle)) == [
-            {"model": "a", "median_ms": "1.23", "ops": "-"},
-            {"model": "b", "median_ms": "2.00", "ops": "GELU MUL"}]
+            {"model": "a", "median_ms": "1.2346", "ops": "-"},
+            {"model": "b", "median_ms": "2", "ops": "GELU MUL"}]
     text = (tmp_path / "x.md").read_text()
     assert ("`python benchmarks/x.py --runs 3` on 2026-12-02, commit abc1234, Some CPU (2 cores; "
             "AVX-512 True, VNNI False; TensorFlow 2.21.0, Keras 3.15.1).") in text
-    assert "| model | median_ms | ops |\n|---|---|---|\n| a | 1.23 | - |" in text
+    assert "| model | median_ms | ops |\n|---|---|---|\n| a | 1.2346 | - |" in text
     # nested medians become columns; the rounds' raw samples stay in the JSON only
-    assert "| size | median / ours / img_per_s |\n|---|---|\n| 160 | 60.00 |" in text
+    assert "| size | median / ours / img_per_s |\n|---|---|\n| 160 | 60 |" in text
 
 
 def test_title_is_the_docstrings_first_paragraph_whole():
@@ -90,3 +92,17 @@ def test_spread_gives_the_mean_and_sample_standard_deviation():
     assert figures["mean"] == pytest.approx(0.92) and figures["sd"] == pytest.approx(0.02)
     assert (figures["min"], figures["max"], figures["n"]) == (0.90, 0.94, 3)
     assert provenance.spread([0.9])["sd"] == 0.0
+
+
+# A machine's own folder in a results file: what a reader of a clone cannot follow.
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|tmp|root|home|srv|opt|var|mnt|data)/\S*")
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "results").rglob("*")
+                                        if p.suffix in (".md", ".json", ".csv")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_results_name_no_folder_of_the_machine_that_made_them(path):
+    """Commands, configs and paths in results/ are as run from a clone (`provenance.portable`):
+    a run directory relative to the checkout, an outside folder by its last part."""
+    found = MACHINE_PATH.findall(path.read_text())
+    assert not found, f"{path.name} names this machine's folders: {found[:3]}"
