@@ -171,6 +171,12 @@ def test_the_flat_optimizer_and_schedule_keys_of_older_files_load_at_their_new_p
     assert "train.decay_rate -> train.schedule.exponential.decay_rate" in caplog.text
 
 
+def test_an_override_replaces_the_value_at_its_path_a_mapping_too(tmp_path):
+    config = load(tmp_path, "model:\n  name: mobilenet_v4\n  options: {variant: conv_medium}\n",
+                  "model.name=mobilenet_v2", "model.options={}")
+    assert (config.model.name, config.model.options) == ("mobilenet_v2", {})
+
+
 def test_an_older_run_directorys_config_loads_its_inapplicable_keys_ignored(tmp_path, caplog):
     """A run's config.yaml of the older layout holds every key, RMSProp's with SGD too: they
     were ignored then and are ignored now, named in the warning."""

@@ -2,6 +2,7 @@
 `Config` built from them (unknown keys, wrong types and out-of-range values raise `UserError`
 naming the key path, `train.batch_size`, with a suggestion for near misses)."""
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -28,11 +29,8 @@ def load(path, overrides=()):
     line), an unknown key, a wrong type or an out-of-range value.
     """
     data = read(path)
-    if overrides:
-        layer = {}
-        for override in overrides:
-            apply_override(layer, override)
-        data = merge(data, moved.migrate(layer, data))
+    for override in overrides:  # each replaces the value at its path (a mapping too)
+        apply_override(data, override)
     return from_dict(data)
 
 
@@ -135,7 +133,7 @@ def apply_override(data, override):
 def from_dict(data):
     """Builds a checked `Config` from nested dicts (as read from YAML; moved keys read at their
     new place)."""
-    config = _build(Config, moved.migrate(data), "")
+    config = _build(Config, moved.migrate(copy.deepcopy(data)), "")
     rules.check(config)
     return config
 
