@@ -25,17 +25,18 @@ import provenance  # noqa: E402
 QUANTIZERS = ("converter", "litert")
 
 
-def export(run, quantizer, workdir, limit):
-    """The int8 file's entry of the report `mobilenets export` writes."""
+def export(run, quantizer, workdir, limit, modes=("int8",)):
+    """The report `mobilenets export` writes for `modes` of the run's model, and its int8
+    file's entry (None without int8)."""
     command = [sys.executable, "-m", "mobilenets", "export", "--config",
                str(run / "config.yaml"), "--model", str(run / "model.keras"), "--modes",
-               "int8", "--workdir", str(workdir), "--set", f"export.quantizer={quantizer}",
+               *modes, "--workdir", str(workdir), "--set", f"export.quantizer={quantizer}",
                "export.max_drop=100"]
     if limit:
         command.append(f"export.verify_limit={limit}")
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     report = json.loads((workdir / "export" / "report.json").read_text())
-    return report, report["files"]["model_int8.tflite"]
+    return report, report["files"].get("model_int8.tflite")
 
 
 def row(run, quantizer, report, entry):
