@@ -49,31 +49,20 @@ def rewire_int8(content, pixels_input, float_softmax):
     def opcode(op):
         return model.operatorCodes[op.opcodeIndex].builtinCode
 
-    def new_tensor(like, name, kind):
-        tensor = copy.deepcopy(graph.tensors[like])
-        tensor.name, tensor.type, tensor.quantization = name, kind, None
-        graph.tensors.append(tensor)
-        return len(graph.tensors) - 1
-
-    def new_op(builtin, source, target):
-        op = schema.OperatorT()
-        op.opcodeIndex = _opcode_index(model, builtin)
-        op.inputs, op.outputs = [source], [target]
-        return op
-
     if pixels_input:
         source = graph.inputs[0]
-        pixels = new_tensor(source, b"image_uint8", schema.TensorType.UINT8)
+        pixels = _tensor_like(graph, source, b"image_uint8", schema.TensorType.UINT8)
         graph.tensors[pixels].quantization = schema.QuantizationParametersT()
         graph.tensors[pixels].quantization.scale = [1.0]
         graph.tensors[pixels].quantization.zeroPoint = [0]
         if graph.tensors[source].type == schema.TensorType.FLOAT32:  # the converter's
-            graph.operators.insert(0, new_op(schema.BuiltinOperator.DEQUANTIZE, pixels, source))
+            graph.operators.insert(0, _conversion(model, schema.BuiltinOperator.DEQUANTIZE,
+                                                  pixels, source))
         else:  # an int8 input: uint8 -> float -> int8, each a conversion XNNPACK runs
-            middle = new_tensor(source, b"image_float", schema.TensorType.FLOAT32)
+            middle = _tensor_like(graph, source, b"image_float", schema.TensorType.FLOAT32)
             graph.operators[0:0] = [
-                new_op(schema.BuiltinOperator.DEQUANTIZE, pixels, middle),
-                new_op(schema.BuiltinOperator.QUANTIZE, middle, source)]
+                _conversion(model, schema.BuiltinOperator.DEQUANTIZE, pixels, middle),
+                _conversion(model, schema.BuiltinOperator.QUANTIZE, middle, source)]
         graph.inputs = [pixels]
         for signature in model.signatureDefs or []:  # the converter's own, if it wrote one
             for entry in signature.inputs or []:
@@ -84,9 +73,10 @@ def rewire_int8(content, pixels_input, float_softmax):
                         if opcode(op) == schema.BuiltinOperator.SOFTMAX
                         and op.outputs[0] in graph.outputs
                         and graph.tensors[op.outputs[0]].type == schema.TensorType.INT8]:
-            logits = new_tensor(softmax.inputs[0], b"logits_float",
-                                schema.TensorType.FLOAT32)
-            dequantize = new_op(schema.BuiltinOperator.DEQUANTIZE, softmax.inputs[0], logits)
+            logits = _tensor_like(graph, softmax.inputs[0], b"logits_float",
+                                  schema.TensorType.FLOAT32)
+            dequantize = _conversion(model, schema.BuiltinOperator.DEQUANTIZE,
+                                     softmax.inputs[0], logits)
             softmax.inputs = [logits]
             output = graph.tensors[softmax.outputs[0]]
             output.type, output.quantization = schema.TensorType.FLOAT32, None
@@ -149,17 +139,8 @@ def _in_float(model, graph, builtins):
     schema = compat.tflite_schema()
 
     def float_copy(tensor):
-        copied = copy.deepcopy(graph.tensors[tensor])
-        copied.name += b"_float"
-        copied.type, copied.quantization = schema.TensorType.FLOAT32, None
-        graph.tensors.append(copied)
-        return len(graph.tensors) - 1
-
-    def convert(builtin, source, target):
-        op = schema.OperatorT()
-        op.opcodeIndex = _opcode_index(model, builtin)
-        op.inputs, op.outputs = [source], [target]
-        return op
+        return _tensor_like(graph, tensor, graph.tensors[tensor].name + b"_float",
+                            schema.TensorType.FLOAT32)
 
     for op in list(graph.operators):
         if (model.operatorCodes[op.opcodeIndex].builtinCode not in builtins
@@ -167,12 +148,29 @@ def _in_float(model, graph, builtins):
             continue
         inputs = [float_copy(tensor) for tensor in op.inputs]
         output = float_copy(op.outputs[0])
-        before = [convert(schema.BuiltinOperator.DEQUANTIZE, source, target)
+        before = [_conversion(model, schema.BuiltinOperator.DEQUANTIZE, source, target)
                   for source, target in zip(op.inputs, inputs)]
-        after = convert(schema.BuiltinOperator.QUANTIZE, output, op.outputs[0])
+        after = _conversion(model, schema.BuiltinOperator.QUANTIZE, output, op.outputs[0])
         op.inputs, op.outputs = inputs, [output]
         index = graph.operators.index(op)
         graph.operators[index:index + 1] = [*before, op, after]
+
+
+def _tensor_like(graph, like, name, kind):
+    """A new tensor of `graph` shaped as tensor `like`, named `name`, of type `kind`, not
+    quantized; returns its index."""
+    tensor = copy.deepcopy(graph.tensors[like])
+    tensor.name, tensor.type, tensor.quantization = name, kind, None
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _conversion(model, builtin, source, target):
+    """A one-input op (DEQUANTIZE, QUANTIZE) from tensor `source` to tensor `target`."""
+    op = compat.tflite_schema().OperatorT()
+    op.opcodeIndex = _opcode_index(model, builtin)
+    op.inputs, op.outputs = [source], [target]
+    return op
 
 
 def _opcode_index(model, builtin):
