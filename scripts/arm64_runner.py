@@ -5,7 +5,7 @@ filesystem under emulation, so that the two runs differ only in the machine.
     python arm64_runner.py FOLDER
 
 FOLDER holds `model.tflite` and `inputs.npy` (the file's input dtype, one row per image, as
-`TFLiteModel.predict_one` quantizes them); it gets `outputs_xnnpack.npy` and
+`TFLiteModel.fed` gives them); it gets `outputs_xnnpack.npy` and
 `outputs_builtin.npy` (each output's raw values, one row per image; several outputs are
 flattened and joined) and `runtime.json` (LiteRT's version, the machine, the XNNPACK
 partitions it made: 0 where XNNPACK was silently not applied). It needs only numpy and

@@ -6,9 +6,9 @@ LiteRT's built-in kernels), against the same files on this x86 machine.
         [--limit N] [--results results/arm64.json]
 
 The verification images are the run's evaluation images (`export.verify_limit` of them, or
-`--limit`) fed as Android's clients feed them (`pipeline.client_dataset`, quantized as
-`TFLiteModel` does), saved once and run by the same small program (`scripts/arm64_runner.py`) on
-both machines, so that the runs differ only in the machine. For each file, emulated core and
+`--limit`) fed as Android's clients feed them (`pipeline.client_dataset`, then
+`TFLiteModel.fed`), saved once and run by the same small program (`scripts/arm64_runner.py`)
+on both machines, so that the runs differ only in the machine. For each file, emulated core and
 kernel path it reports top-1, agreement of the top-1 with x86's on the same path, the share of
 outputs bit-identical to x86's and the largest absolute difference of an output; the result is the
 `arm64` entry of the run's `export/report.json` and a table on stdout.
@@ -96,13 +96,7 @@ def verification_inputs(run, limit):
                 split, shape, task.examples(None, len(data.class_names)), 64):
             images.append(batch.numpy())
             labels.append(truth.numpy().argmax(-1))
-        images = np.concatenate(images)
-        details = runner.input
-        scale, zero = details["quantization"]
-        if np.issubdtype(details["dtype"], np.integer):  # as TFLiteModel.predict_one
-            info = np.iinfo(details["dtype"])
-            images = np.clip(np.round(images / (scale or 1.0) + zero), info.min, info.max)
-        prepared[path] = (images.astype(details["dtype"]), np.concatenate(labels))
+        prepared[path] = (runner.fed(np.concatenate(images)), np.concatenate(labels))
     return prepared
 
 

@@ -73,13 +73,19 @@ class TFLiteModel:
             return np.concatenate(results)
         return tuple(np.concatenate(parts) for parts in zip(*results))
 
-    def predict_one(self, image):
+    def fed(self, images):
+        """Float pixel `images` as the file takes them: quantized with its input's own
+        parameters where it takes integers, in its input's dtype."""
         details = self.input
         scale, zero = details["quantization"]
         if np.issubdtype(details["dtype"], np.integer):
             info = np.iinfo(details["dtype"])
-            image = np.clip(np.round(image / (scale or 1.0) + zero), info.min, info.max)
-        image = image.astype(details["dtype"])
+            images = np.clip(np.round(images / (scale or 1.0) + zero), info.min, info.max)
+        return np.asarray(images).astype(details["dtype"])
+
+    def predict_one(self, image):
+        details = self.input
+        image = self.fed(image)
         started = time.perf_counter()
         if self.compiled is not None:
             raw = self.compiled.run(image)
