@@ -9,7 +9,6 @@ agreement with the Keras model, size, XNNPACK partitions and the ops left outsid
 latency: it is measured apart, on a quiet machine (benchmarks/tflite_latency.py).
 """
 
-import argparse
 import pathlib
 import sys
 import tempfile
@@ -18,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import provenance  # noqa: E402
-from quantizers import export  # noqa: E402
+from quantizers import arguments, export  # noqa: E402
 
 MODES = ("float32", "float16", "dynamic_range", "int8", "int16x8")
 
@@ -38,12 +37,7 @@ def rows(run, report):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=pathlib.Path, help="finished run directories")
-    parser.add_argument("--limit", type=int, default=0,
-                        help="verification images (default: the run's export.verify_limit)")
-    parser.add_argument("--json", type=pathlib.Path, help="results file to write")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     table = []
     for run in args.runs:
         with tempfile.TemporaryDirectory() as scratch:

@@ -55,13 +55,18 @@ def row(run, quantizer, report, entry):
             "input_type": entry["input"]["dtype"], "output_type": entry["output"]["dtype"]}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc):
+    """The command line of this script and of export_modes.py: runs, --limit, --json."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=pathlib.Path, help="finished run directories")
     parser.add_argument("--limit", type=int, default=0,
                         help="verification images (default: the run's export.verify_limit)")
     parser.add_argument("--json", type=pathlib.Path, help="results file to write")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main():
+    args = arguments(__doc__)
     rows = []
     for run in args.runs:
         for quantizer in QUANTIZERS:
