@@ -1,6 +1,7 @@
 """Where a training step's time goes, and how far it is from this CPU's peak (a roofline).
 
     python benchmarks/profile_step.py [--model mobilenet_v2] [--size 160] [--batch 32]
+                                      [--json results/profile_step.json]
 
 1. The step: forward (training mode) and forward + backward + the SGD update, each a compiled
    function timed as the median of repeated runs; Keras' `train_on_batch` for comparison.
@@ -23,9 +24,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import provenance  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mobilenets import build_model, profile  # noqa: E402
@@ -101,7 +104,11 @@ def main():
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--json", help="also write the figures to this JSON file (with a "
+                                       "Markdown and a CSV table beside it)")
     args = parser.parse_args()
+    results = {**provenance.stamp(), "model": args.model, "size": args.size,
+               "batch": args.batch}
     model = build_model(args.model, input_shape=(args.size, args.size, 3), num_classes=10)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(-1, 1, (args.batch, args.size, args.size, 3)), tf.float32)
@@ -115,6 +122,8 @@ def main():
     # The SGD update is a few milliseconds, below the noise of the step's timing, so it is
     # reported with the backward pass.
     parts = {"forward": split["forward"], "backward and update": step - split["forward"]}
+    results["step"] = [{"part": name, "ms": 1000 * seconds, "share": seconds / step}
+                       for name, seconds in parts.items()]
     for name, seconds in parts.items():
         print(f"  {name:30s} {1000 * seconds:8.1f} ms  {100 * seconds / step:5.1f}%")
 
@@ -123,15 +132,26 @@ def main():
     print(f"forward time by layer type, each layer timed alone ({1000 * total_time:.0f} ms in "
           f"all, against {1000 * split['forward']:.0f} ms for the model's forward pass), and "
           "its share of multiply-adds:")
+    results["layer_types"] = [{"layer type": name, "forward time share": seconds / total_time,
+                               "MACs share": macs[name] / total_macs}
+                              for name, seconds in times.most_common()]
     for name, seconds in times.most_common():
         print(f"  {name:30s} {100 * seconds / total_time:5.1f}% of time  "
               f"{100 * macs[name] / total_macs:5.1f}% of MACs")
 
     flops = 3 * 2 * profile(model)["macs"]
-    achieved = args.batch / split["train_on_batch"] * flops / 1e9
+    images_per_s = args.batch / split["train_on_batch"]
+    achieved = images_per_s * flops / 1e9
+    results["roofline"] = [{
+        "step images/s": args.batch / step, "train_on_batch images/s": images_per_s,
+        "layers alone ms": 1000 * total_time, "forward ms": 1000 * split["forward"],
+        "GFLOP per training image": flops / 1e9, "GFLOP/s": achieved,
+        "peak GFLOP/s (2 AVX2 cores)": PEAK_GFLOPS, "share of peak": achieved / PEAK_GFLOPS}]
     print(f"roofline: {flops / 1e9:.2f} GFLOP per training image, {achieved:.1f} GFLOP/s "
           f"achieved = {100 * achieved / PEAK_GFLOPS:.0f}% of the {PEAK_GFLOPS:.0f} GFLOP/s peak; "
           f"the peak would allow {PEAK_GFLOPS * 1e9 / flops:.0f} img/s")
+    if args.json:
+        provenance.save(results, args.json)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def timed_qat(experiment, workdir, float_workdir, scores, keys):
 
 
 def report_files(report, keys):
-    """The `keys` of each file's entry in an export report."""
-    return {name: {key: entry[key] for key in keys} for name, entry in report["files"].items()}
+    """The `keys` of each file's entry in an export report (those it has: the built-in kernels'
+    figures are an int8 file's only)."""
+    return {name: {key: entry[key] for key in keys if key in entry}
+            for name, entry in report["files"].items()}
 
 
 def cpu_seconds():
