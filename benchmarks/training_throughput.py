@@ -163,7 +163,8 @@ export_tflite(model, "int8", lambda: ([image[None]] for image in images))
 """)
     print(f"peak RSS, MobileNetV2 1.0 at {size}x{size}: training (batch 32) {training_mb:.0f} MB, "
           f"int8 conversion {conversion_mb:.0f} MB", flush=True)
-    return {"training_mb": training_mb, "int8_conversion_mb": conversion_mb}
+    return [{"process": f"training (batch 32, {size}x{size})", "peak_rss_mb": training_mb},
+            {"process": f"int8 conversion ({size}x{size})", "peak_rss_mb": conversion_mb}]
 
 
 def main():

@@ -169,18 +169,27 @@ def _export_arguments(parser):
                              "export.modes of the config)")
     parser.add_argument("--workdir", help="writes <workdir>/export/ (default: the model's "
                         "folder)")
+    parser.add_argument("--npu", nargs="+", metavar="TARGET",
+                        help="also compile the int8 file for these NPUs ahead of time, into "
+                        "export/npu/: qualcomm, mediatek, google_tensor, intel_openvino, each "
+                        "optionally :CHIP (qualcomm:SM8650); export.npu of the config")
 
 
 def export_command(args):
     from mobilenets import tasks
     from mobilenets.export import stage
 
+    if args.npu:
+        args.set = [*(args.set or []), f"export.npu={json.dumps(args.npu)}"]
     config = _load_config(args)
     task = tasks.get(config.task)
     report = stage.export_model(config, task, args.model, args.workdir, args.modes)
     keys = (task.headline, "agreement", "size_mb", "partitions")
-    print(json.dumps({name: {k: entry[k] for k in keys}
-                      for name, entry in report["files"].items()}))
+    printed = {name: {k: entry[k] for k in keys} for name, entry in report["files"].items()}
+    for name, entries in report.get("npu", {}).items():
+        printed[name]["npu"] = {file: placement for entry in entries
+                                for file, placement in entry["files"].items()}
+    print(json.dumps(printed))
 
 
 def _predict_arguments(parser):

@@ -31,6 +31,7 @@ def check(config):
                         f"folder's classes), not by {config.data.source}")
     _check_fine_tuning(config)
     _check_task(config)
+    _check_npu(config)
     if train.select == "best" and not config.data.holdout:
         raise UserError("train.select: best picks the model by its validation score, which "
                         "needs images held out of training: set data.holdout (e.g. 0.1); "
@@ -50,6 +51,16 @@ def _check_task(config):
     problem = tasks.get(config.task).check_config(config)
     if problem:
         raise UserError(problem)
+
+
+def _check_npu(config):
+    """Known NPU targets, and an int8 file for them to compile."""
+    from mobilenets.tflite import npu
+
+    for target in config.export.npu:
+        npu.parse(target)
+    if config.export.npu and "int8" not in config.export.modes and not config.qat.enabled:
+        raise UserError("export.npu compiles int8 files: add int8 to export.modes")
 
 
 def _check_fine_tuning(config):

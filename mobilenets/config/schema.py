@@ -352,6 +352,10 @@ class ExportConfig:
     debug: bool = option(False, "per-layer error report for every int8 / int16x8 file, not "
                          "only the failed ones")
     debug_samples: int = option(64, "images the quantization debugger runs", POSITIVE)
+    npu: list[str] = option(
+        [], "NPU targets each int8 file is compiled for ahead of time (LiteRT's AOT compiler): "
+        "qualcomm, mediatek, google_tensor or intel_openvino, each optionally :CHIP "
+        "(qualcomm:SM8650); needs the vendor's SDK package (docs/android.md)")
 
 
 @dataclasses.dataclass

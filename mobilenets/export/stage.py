@@ -12,7 +12,7 @@ from mobilenets.data import pipeline
 from mobilenets.errors import ExportCheckFailed, ExportOptionError, UserError
 from mobilenets.export import quant_debug
 from mobilenets.export.convert import MODES, export_tflite, quantization_report
-from mobilenets.tflite import xnnpack
+from mobilenets.tflite import npu, xnnpack
 from mobilenets.tflite.runner import TFLiteModel, litert_runtime, runs_apart
 from mobilenets.version import __version__
 
@@ -101,10 +101,40 @@ def run(artifact, config, task, data, workdir, modes=None):
                             f"(export.max_drop {settings.max_drop})"
                             + (f"; per-layer errors in {folder / entry['debug_report']}"
                                if "debug_report" in entry else ""))
+    if settings.npu and not failures:
+        report["npu"] = compile_for_npus(folder, report["files"], settings.npu)
     files.write_json(folder / "report.json", report)
     if failures:
         raise ExportCheckFailed("; ".join(failures) + f"; see {folder / 'report.json'}")
+    missed = [f"{entry['target']} ({'; '.join(dict.fromkeys(entry['failed'].values()))})"
+              for entries in report.get("npu", {}).values() for entry in entries
+              if not entry["files"]]
+    if missed:
+        raise UserError(f"the int8 files are written and verified, but no NPU file was compiled "
+                        f"for {', '.join(missed)}; see {folder / 'report.json'}")
     return report
+
+
+def compile_for_npus(folder, exported, targets):
+    """Compiles each int8 file of `exported` (the report's file entries) for each NPU target
+    into `folder/npu/`; returns {file name: [`npu.compile_file` result per target]}."""
+    compiled = {}
+    for name in exported:
+        if "int8" not in name:
+            continue
+        compiled[name] = []
+        for target in targets:
+            log.info("compiling %s for %s NPUs", name, target)
+            entry = npu.compile_file(folder / name, target, folder / "npu")
+            for file, placement in entry["files"].items():
+                log.info("%s: %d of %d ops in %d NPU partition(s); on the CPU: %s", file,
+                         placement["ops"] - sum(placement["cpu_ops"].values()),
+                         placement["ops"], placement["npu_partitions"],
+                         ", ".join(placement["cpu_ops"]) or "nothing")
+            for chip, reason in entry["failed"].items():
+                log.error("%s for %s %s: not compiled: %s", name, target, chip, reason)
+            compiled[name].append(entry)
+    return compiled
 
 
 def to_tflite(task, model, mode, calibration, settings, qat=False):
@@ -136,6 +166,8 @@ def export_model(config, task, model_path, workdir=None, modes=None):
         if mode not in MODES:
             raise UserError(f"--modes: unknown mode {mode!r}; valid: {', '.join(MODES)}")
     artifact = artifacts.load(path)
+    if config.export.npu and modes and "int8" not in modes:
+        raise UserError("--npu compiles int8 files: add int8 to --modes")
     if artifact.kind == artifacts.QAT and modes and list(modes) != ["int8"]:
         raise UserError(f"--model {path} is a QAT model: it exports to int8 only "
                         "(model_qat_int8.tflite)")

@@ -127,15 +127,43 @@ def test_float_layers_stay_in_float(run, tmp_path):
     assert report["files"]["model_int8.tflite"]["agreement"] >= 0.9
 
 
+def test_npu_targets_are_compiled_after_the_files_are_verified(run, tmp_path, capsys):
+    """`--npu`: the int8 file is written and verified as always, then LiteRT's AOT compiler
+    runs for the target; without the vendor's SDK (this project's CI machines) the command
+    exits 2 naming what is missing, and report.json keeps the reason."""
+    from mobilenets.tflite import npu
+
+    config, workdir = run
+    status = main(["export", "--config", str(config), "--model", str(workdir / "model.keras"),
+                   "--modes", "int8", "--workdir", str(tmp_path), "--npu", "qualcomm:SM8650"])
+    report = json.loads((tmp_path / "export/report.json").read_text())
+    assert report["files"]["model_int8.tflite"]["agreement"] >= 0.9
+    (entry,) = report["npu"]["model_int8.tflite"]
+    assert entry["target"] == "qualcomm:SM8650"
+    if entry["files"]:  # the SDK is installed
+        assert status == 0 and (tmp_path / "export/npu" / next(iter(entry["files"]))).is_file()
+        return
+    assert status == 2
+    error = capsys.readouterr().err
+    assert ("the int8 files are written and verified, but no NPU file was compiled for "
+            "qualcomm:SM8650 (") in error
+    assert f"pip install {npu.VENDORS['qualcomm'].package}" in entry["failed"]["SM8650"]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--modes", "int9"], "--modes: unknown mode 'int9'"),
+    (["--modes", "float32", "--npu", "qualcomm"], "--npu compiles int8 files: add int8 to "
+                                                   "--modes"),
+    (["--npu", "snapdragon"], "NPU target 'snapdragon': unknown vendor 'snapdragon'"),
     (["--set", "export.float_layers=[blok1_.*]"], "export.float_layers: 'blok1_.*' matches no"),
     (["--model", "notes.txt"], "expected a .keras file"),
 ])
 def test_export_user_errors_exit_2(run, tmp_path, capsys, arguments, message):
     config, workdir = run
     command = ["export", "--config", str(config), "--model", str(workdir / "model.keras"),
-               "--modes", "int8", "--workdir", str(tmp_path)]
+               "--workdir", str(tmp_path)]
+    if "--modes" not in arguments:
+        command += ["--modes", "int8"]
     assert main(command + arguments) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
