@@ -32,13 +32,14 @@ def timed_train(experiment, workdir, overrides=()):
             json.loads((workdir / "export/report.json").read_text()))
 
 
-def timed_qat(experiment, workdir, float_workdir, scores, keys):
-    """Times the QAT `experiment` from the model of the float run in `float_workdir`, into
-    `workdir`; returns its results: the experiment, its epochs, wall and CPU seconds, the QAT
-    Keras model's `scores` and the `keys` of each file's report entry."""
-    epochs = config_lib.load(provenance.ROOT / experiment).train.epochs
+def timed_qat(experiment, workdir, float_workdir, scores, keys, overrides=()):
+    """Times the QAT `experiment` (with `--set` `overrides`) from the model of the float run in
+    `float_workdir`, into `workdir`; returns its results: the experiment, its epochs, wall and
+    CPU seconds, the QAT Keras model's `scores` and the `keys` of each file's report entry."""
+    epochs = config_lib.load(provenance.ROOT / experiment, list(overrides)).train.epochs
     model = pathlib.Path(float_workdir).resolve() / "model.keras"
-    wall, cpu, _, report = timed_train(experiment, workdir, [f"model.init_from={model}"])
+    wall, cpu, _, report = timed_train(experiment, workdir,
+                                       [*overrides, f"model.init_from={model}"])
     return {"experiment": experiment, "epochs": epochs, "wall_seconds": wall, "cpu_seconds": cpu,
             "keras": {key: report["float"][key] for key in scores},
             "files": report_files(report, keys)}
