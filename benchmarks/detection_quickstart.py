@@ -13,13 +13,12 @@ command, date, commit and machine. About 15 minutes on 2 cores.
 """
 
 import argparse
-import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance  # noqa: E402
-from timed_train import heading, report_files, timed_qat, timed_train  # noqa: E402
+from timed_train import heading, timed_quickstart, write_results  # noqa: E402
 
 EXPERIMENT = "experiments/detection_quickstart.yaml"
 QAT_EXPERIMENT = "experiments/detection_quickstart_qat.yaml"
@@ -51,21 +50,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/detection_quickstart_measured")
     args = parser.parse_args()
-    wall, cpu, metrics, report = timed_train(EXPERIMENT, args.workdir)
-    qat = timed_qat(QAT_EXPERIMENT, f"{args.workdir}_qat", args.workdir, SCORES, KEYS)
+    stamp = provenance.stamp()  # the commit measured, before anything runs
+    metrics, measured = timed_quickstart(EXPERIMENT, QAT_EXPERIMENT, args.workdir, SCORES, KEYS)
     result = {"measurement": "Detection quickstart (SSDLite, MobileNetV2 0.35, 128x128, "
                              "synthetic Fashion-MNIST scenes)",
-              **provenance.stamp(), "experiment": EXPERIMENT,
-              "wall_seconds": wall, "cpu_seconds": cpu,
-              "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
-              "test_objects": metrics["objects"],
-              "keras": {key: metrics[key] for key in SCORES},
-              "per_class_ap50_95": metrics["per_class"],
-              "files": report_files(report, KEYS), "qat": qat}
-    results = provenance.ROOT / "results"
-    (results / "detection_quickstart.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results / "detection_quickstart.md").write_text(markdown(result))
-    print(markdown(result))
+              **stamp, **measured, "test_objects": metrics["objects"],
+              "per_class_ap50_95": metrics["per_class"]}
+    write_results("detection_quickstart", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ quickstart_v3_small` writes results/quickstart_v3_small.*).
 """
 
 import argparse
-import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance  # noqa: E402
-from timed_train import heading, report_files, timed_qat, timed_train  # noqa: E402
+from timed_train import heading, timed_quickstart, write_results  # noqa: E402
 
 from mobilenets import config as config_lib  # noqa: E402
 
@@ -60,22 +59,15 @@ def main():
     parser.add_argument("--name", default="quickstart", help="results/<name>.json and .md")
     args = parser.parse_args()
     stamp = provenance.stamp()  # the commit measured, before anything runs
-    wall, cpu, metrics, report = timed_train(EXPERIMENT, args.workdir, args.set)
-    qat = timed_qat(QAT_EXPERIMENT, f"{args.workdir}_qat", args.workdir, SCORES, KEYS, args.set)
+    metrics, measured = timed_quickstart(EXPERIMENT, QAT_EXPERIMENT, args.workdir, SCORES, KEYS,
+                                         args.set)
     config = config_lib.load(provenance.ROOT / EXPERIMENT, args.set)
     model = f"{config.model.name} {config.model.alpha:g}"
     size = "x".join(map(str, config.model.input_shape))
     result = {"measurement": f"Classification quickstart ({model}, {size}, the bundled "
                              "Fashion-MNIST sample)",
-              **stamp, "experiment": EXPERIMENT, "overrides": args.set,
-              "wall_seconds": wall, "cpu_seconds": cpu,
-              "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
-              "keras": {key: metrics[key] for key in SCORES},
-              "files": report_files(report, KEYS), "qat": qat}
-    results = provenance.ROOT / "results"
-    (results / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
+              **stamp, "overrides": args.set, **measured}
+    write_results(args.name, result, markdown(result))
 
 
 if __name__ == "__main__":

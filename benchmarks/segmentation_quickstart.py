@@ -13,13 +13,12 @@ with the command, date, commit and machine. About 10 minutes on 2 cores.
 """
 
 import argparse
-import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance  # noqa: E402
-from timed_train import heading, report_files, timed_qat, timed_train  # noqa: E402
+from timed_train import heading, timed_quickstart, write_results  # noqa: E402
 
 EXPERIMENT = "experiments/segmentation_quickstart.yaml"
 QAT_EXPERIMENT = "experiments/segmentation_quickstart_qat.yaml"
@@ -55,20 +54,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/segmentation_quickstart_measured")
     args = parser.parse_args()
-    wall, cpu, metrics, report = timed_train(EXPERIMENT, args.workdir)
-    qat = timed_qat(QAT_EXPERIMENT, f"{args.workdir}_qat", args.workdir, SCORES, KEYS)
+    stamp = provenance.stamp()  # the commit measured, before anything runs
+    metrics, measured = timed_quickstart(EXPERIMENT, QAT_EXPERIMENT, args.workdir, SCORES, KEYS)
     result = {"measurement": "Segmentation quickstart (LR-ASPP, MobileNetV2 0.35, 96x96, "
                              "synthetic Fashion-MNIST scenes)",
-              **provenance.stamp(), "experiment": EXPERIMENT,
-              "wall_seconds": wall, "cpu_seconds": cpu,
-              "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
-              "keras": {key: metrics[key] for key in SCORES},
-              "per_class_iou": metrics["per_class_iou"],
-              "files": report_files(report, KEYS), "qat": qat}
-    results = provenance.ROOT / "results"
-    (results / "segmentation_quickstart.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results / "segmentation_quickstart.md").write_text(markdown(result))
-    print(markdown(result))
+              **stamp, **measured, "per_class_iou": metrics["per_class_iou"]}
+    write_results("segmentation_quickstart", result, markdown(result))
 
 
 if __name__ == "__main__":

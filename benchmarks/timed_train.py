@@ -1,5 +1,6 @@
-"""Runs `mobilenets train` on an experiment from scratch and times it: what the quickstart
-benchmarks measure."""
+"""Runs `mobilenets train` on an experiment from scratch and times it, then its QAT run from
+the model: what the quickstart benchmarks (quickstart.py, detection_quickstart.py,
+segmentation_quickstart.py) measure and write to results/."""
 
 import json
 import pathlib
@@ -43,6 +44,28 @@ def timed_qat(experiment, workdir, float_workdir, scores, keys, overrides=()):
     return {"experiment": experiment, "epochs": epochs, "wall_seconds": wall, "cpu_seconds": cpu,
             "keras": {key: report["float"][key] for key in scores},
             "files": report_files(report, keys)}
+
+
+def timed_quickstart(experiment, qat_experiment, workdir, scores, keys, overrides=()):
+    """Trains `experiment` into `workdir`, then `qat_experiment` from its model into
+    `<workdir>_qat` (both with `--set` `overrides`); returns (the float run's metrics.json, the
+    part of a results file every quickstart shares: the experiment, wall and CPU seconds,
+    training seconds, test images, the Keras model's `scores`, the `keys` of each file's
+    report entry, and the QAT run's `timed_qat` results)."""
+    wall, cpu, metrics, report = timed_train(experiment, workdir, overrides)
+    qat = timed_qat(qat_experiment, f"{workdir}_qat", workdir, scores, keys, overrides)
+    return metrics, {"experiment": experiment, "wall_seconds": wall, "cpu_seconds": cpu,
+                     "train_seconds": metrics["train_seconds"], "test_images": metrics["images"],
+                     "keras": {key: metrics[key] for key in scores},
+                     "files": report_files(report, keys), "qat": qat}
+
+
+def write_results(name, result, markdown):
+    """results/<name>.json (`result`) and results/<name>.md (`markdown`), which it prints."""
+    results = provenance.ROOT / "results"
+    (results / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (results / f"{name}.md").write_text(markdown)
+    print(markdown)
 
 
 def report_files(report, keys):
