@@ -11,8 +11,10 @@ before the vendor compiles it: the ops it hands to the NPU become DISPATCH_OP cu
 compiled file, and every other op stays on the CPU (`placement`).
 """
 
+import contextlib
 import dataclasses
 import importlib
+import io
 import pathlib
 import re
 import tempfile
@@ -32,9 +34,9 @@ VENDORS = {
     "qualcomm": Vendor("qualcomm", "ai-edge-litert-sdk-qualcomm",
                        "Qualcomm's AI Runtime SDK (QAIRT) from softwarecenter.qualcomm.com"),
     "mediatek": Vendor("mediatek", "ai-edge-litert-sdk-mediatek",
-                       "MediaTek's NeuroPilot compiler"),
+                       "MediaTek's NeuroPilot SDK from mediatek.neuropilot.com's S3 bucket"),
     "google_tensor": Vendor("google_tensor", "ai-edge-litert-sdk-google-tensor",
-                            "Google Tensor's compiler"),
+                            "Google Tensor's ML SDK from redirector.gvt1.com"),
     "intel_openvino": Vendor("intel_openvino", "ai-edge-litert-sdk-intel",
                              "OpenVINO's NPU compiler from storage.openvinotoolkit.org (with the "
                              "openvino package)"),
@@ -74,8 +76,10 @@ def compile_file(path, target, folder):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     compiled, failed = {}, {}
-    # LiteRT leaves each step's file beside the compiled one: it works in a folder of its own.
-    with tempfile.TemporaryDirectory(dir=folder) as steps:
+    # LiteRT leaves each step's file beside the compiled one: it works in a folder of its own;
+    # its progress bars and prints go to a buffer (what failed is in its result).
+    with (tempfile.TemporaryDirectory(dir=folder) as steps,
+          contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())):
         result = aot_compile.aot_compile(
             str(path), output_dir=steps, keep_going=True,
             target=module.Target(module.SocModel(chip or "ALL")))
@@ -90,21 +94,28 @@ def compile_file(path, target, folder):
 
 
 def reason(error, vendor):
-    """Why a compile failed, in a line: LiteRT's tool writes its log to a file its error names;
-    the lines of that log that say what went wrong, and what to install when a library was
-    missing."""
+    """Why a compile failed, in a line. LiteRT's tool writes its log to a file its error
+    names; from it: how much of the graph LiteRT's partitioner chose for the NPU, and the
+    library that could not be loaded, with the package that brings it; else LiteRT's error."""
     log = re.search(r"See (\S+\.error) for details", error)
-    lines = []
-    if log and pathlib.Path(log.group(1)).is_file():
-        text = pathlib.Path(log.group(1)).read_text(errors="replace")
-        lines = [line.strip() for line in text.splitlines()
-                 if re.search(r"Could not load|cannot open shared object|Cannot load library|"
-                              r"Exception in compilation|Partitioned subgraph", line)]
-    message = "; ".join(dict.fromkeys(lines)) or error
-    if "shared object" in message or "load library" in message:
-        message += (f" (the vendor's compiler libraries are missing: `pip install "
-                    f"{vendor.package}`, whose install downloads {vendor.sdk})")
-    return message
+    text = pathlib.Path(log.group(1)).read_text(errors="replace") if (
+        log and pathlib.Path(log.group(1)).is_file()) else ""
+    words = []
+    chosen = re.search(r"selected (\d+) ops, from a total of (\d+) ops\. resulted in (\d+) "
+                       r"partitions", text)
+    if chosen:
+        words.append(f"LiteRT chose {chosen[1]} of the {chosen[2]} ops for {chosen[3]} NPU "
+                     "partition(s)")
+    missing = (re.search(r"([\w.+-]+\.so[\w.]*)(?:: cannot open shared object file| not "
+                         r"found)", text)
+               or re.search(r"Failed to load (\w+ shared library)", text))
+    if missing:
+        words.append(f"the vendor's compiler cannot load {missing[1]}: `pip install "
+                     f"{vendor.package}`, whose install downloads {vendor.sdk}")
+    else:
+        failed = re.findall(r"ERROR: \[[^\]]*\] (.+)", text)
+        words.append(failed[0].strip() if failed else error)
+    return "; ".join(words)
 
 
 def placement(content):

@@ -105,8 +105,10 @@ def test_a_missing_sdk_is_named_with_the_package_that_brings_it(int8_file, tmp_p
     entry = npu.compile_file(int8_file, "qualcomm:SM8650", tmp_path / "npu")
     assert entry["target"] == "qualcomm:SM8650" and entry["files"] == {}
     assert list(entry["failed"]) == ["SM8650"]
-    assert "libQnnHtp.so: cannot open shared object file" in entry["failed"]["SM8650"]
-    assert "pip install ai-edge-litert-sdk-qualcomm" in entry["failed"]["SM8650"]
+    assert entry["failed"]["SM8650"] == (
+        "the vendor's compiler cannot load libQnnHtp.so: `pip install "
+        "ai-edge-litert-sdk-qualcomm`, whose install downloads Qualcomm's AI Runtime SDK (QAIRT) "
+        "from softwarecenter.qualcomm.com")
     assert list((tmp_path / "npu").iterdir()) == []
 
 
