@@ -127,10 +127,10 @@ def compile_for_npus(folder, exported, targets):
             log.info("compiling %s for %s NPUs", name, target)
             entry = npu.compile_file(folder / name, target, folder / "npu")
             for file, placement in entry["files"].items():
-                log.info("%s: %d of %d ops in %d NPU partition(s); on the CPU: %s", file,
-                         placement["ops"] - sum(placement["cpu_ops"].values()),
-                         placement["ops"], placement["npu_partitions"],
-                         ", ".join(placement["cpu_ops"]) or "nothing")
+                log.info("%s: %d NPU partition(s); on the CPU: %s", file,
+                         placement["npu_partitions"],
+                         ", ".join(f"{count} {op}" for op, count in placement["cpu_ops"].items())
+                         or "nothing")
             for chip, reason in entry["failed"].items():
                 log.error("%s for %s %s: not compiled: %s", name, target, chip, reason)
             compiled[name].append(entry)

@@ -119,9 +119,9 @@ def reason(error, vendor):
 
 
 def placement(content):
-    """Where the ops of a compiled file run: {"ops": all ops of the main graph, "npu_partitions":
-    its DISPATCH_OP ops (each a partition compiled for the NPU), "cpu_ops": {op name: count}
-    of the others, which LiteRT runs on the CPU}."""
+    """Where the ops of a compiled file run: {"ops": the ops of its main graph, "npu_partitions":
+    its DISPATCH_OP ops (each stands for a partition of the original ops, compiled for the NPU),
+    "cpu_ops": {op name: count} of the others, which LiteRT runs on the CPU}."""
     schema = compat.tflite_schema()
     names = {value: name for name, value in vars(schema.BuiltinOperator).items()
              if not name.startswith("_")}
