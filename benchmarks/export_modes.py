@@ -38,6 +38,7 @@ def rows(run, report):
 
 def main():
     args = arguments(__doc__)
+    stamp = provenance.stamp()  # the commit measured, before anything runs
     table = []
     for run in args.runs:
         with tempfile.TemporaryDirectory() as scratch:
@@ -46,7 +47,7 @@ def main():
         for row in table[-len(MODES):]:
             print(row, flush=True)
     if args.json:
-        provenance.save({**provenance.stamp(), "rows": table}, args.json)
+        provenance.save({**stamp, "rows": table}, args.json)
         print(f"wrote {args.json}")
 
 

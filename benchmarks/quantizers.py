@@ -77,6 +77,7 @@ def arguments(doc, timing=False):
 
 def main():
     args = arguments(__doc__, timing=True)
+    stamp = provenance.stamp()  # the commit measured, before anything runs
     rows = []
     for run in args.runs:
         files = []
@@ -94,7 +95,7 @@ def main():
         for entry in rows[-len(files):]:
             print(json.dumps(entry), flush=True)
     if args.json:
-        provenance.save({**provenance.stamp(), "rows": rows}, args.json)
+        provenance.save({**stamp, "rows": rows}, args.json)
         print(f"wrote {args.json}")
 
 
