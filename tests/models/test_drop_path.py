@@ -89,6 +89,7 @@ def test_exported_files_leave_drop_path_out():
     assert ops(dropping) == ops(plain)
 
 
+@pytest.mark.slow  # two MobileNetV2s through tfmot, with its first import: half a minute
 def test_qat_twin_runs_every_block():
     from mobilenets.quantization import qat
 
